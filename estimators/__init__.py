@@ -1,0 +1,26 @@
+"""skflow estimators: the scikit-learn-style TensorFlow Estimator of the Scikit Flow era, on TF 2.
+
+`estimators` never imports `prefect` or `mlflow`.
+"""
+
+from sklearn.exceptions import NotFittedError
+
+from estimators._context import get_global_step
+from estimators.estimator import Estimator
+from estimators.metrics import MetricSpec
+from estimators.model_fn import EstimatorSpec, ModeKeys
+from estimators.optimizers import optimize_loss
+from estimators.run_config import ClusterConfig, RunConfig, TaskType
+
+__all__ = [
+    "ClusterConfig",
+    "Estimator",
+    "EstimatorSpec",
+    "MetricSpec",
+    "ModeKeys",
+    "NotFittedError",
+    "RunConfig",
+    "TaskType",
+    "get_global_step",
+    "optimize_loss",
+]

@@ -1,0 +1,286 @@
+"""The in-memory half of an Estimator: variables, optimizers, global step and compiled functions.
+
+One `_Runtime` lives as long as its Estimator object, so `partial_fit`, `evaluate` and `predict`
+reuse the traced functions and the weights in memory; the checkpoint in model_dir is read only when
+a variable is first created (see `_checkpoints.py`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from estimators._context import ModelContext, VariableStore, passthrough
+from estimators.metrics import MetricSpec, StreamingMetric
+from estimators.model_fn import EstimatorSpec, ModeKeys, call_model_fn, normalize_output
+from feeders.signature import Signatures
+
+logger = logging.getLogger("skflow")
+
+
+def _batch_size(features: Any) -> tf.Tensor:
+    leaf = tf.nest.flatten(features)[0]
+    if isinstance(leaf, tf.SparseTensor):
+        return leaf.dense_shape[0]
+    return tf.shape(leaf, out_type=tf.int64)[0]
+
+
+def split_element(element: Any) -> tuple[Any, Any]:
+    """A dataset element is `(features, targets)` or features alone."""
+    if isinstance(element, tuple) and len(element) == 2:
+        return element
+    return element, None
+
+
+def dummy_targets(signature: Signatures, batch: tf.Tensor) -> Any:
+    """Zeros shaped like the fitted targets, for model_fns that compute a loss in INFER mode too."""
+    if signature is None:
+        return None
+    if isinstance(signature, Mapping):
+        return {k: dummy_targets(v, batch) for k, v in signature.items()}
+    if signature.is_sparse:
+        return None
+    dims = tf.constant([d if d is not None else 1 for d in signature.shape], tf.int32)
+    shape = tf.concat([tf.reshape(tf.cast(batch, tf.int32), [1]), dims], 0)
+    return tf.zeros(shape, signature.dtype)
+
+
+class Runtime:
+    """Variables, optimizers and compiled functions of one Estimator."""
+
+    def __init__(self, estimator: Any, strategy: tf.distribute.Strategy | None) -> None:
+        self.estimator = estimator
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.distributed = strategy is not None
+        self.store = VariableStore()
+        self.optimizers: list[Any] = []
+        self.optimizer_vars: dict[str, tf.Variable] = {}
+        self._new_optimizer_names: list[str] = []
+        with self.strategy.scope(), passthrough():
+            self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
+                                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.traced: set[Any] = set()  # compiled functions already traced (their variables exist)
+        self.step = 0  # Python mirror of global_step, kept in sync by the loops
+        self._train_fns: dict[bool, Any] = {}
+        self._step_fn: Any = None
+        self._infer_fn: Any = None
+        self._eval_fns: dict[Any, tuple[Any, dict[str, StreamingMetric], dict[str, StreamingMetric]]] = {}
+
+    # ---------------------------------------------------------------- model_fn calls
+    def register_optimizer(self, index: int, optimizer: Any) -> None:
+        while len(self.optimizers) <= index:
+            self.optimizers.append(None)
+        self.optimizers[index] = optimizer
+        for j, var in enumerate(optimizer.variables):
+            name = f"optimizer_{index}/{j}"
+            self.optimizer_vars[name] = getattr(var, "value", var)
+            self._new_optimizer_names.append(name)
+
+    def pop_new_variables(self) -> dict[str, tf.Variable]:
+        """Variables created since the last call (model and optimizer), by checkpoint name."""
+        names = self.store.pop_new()
+        new = {n: self.store.variables[n] for n in names}
+        for n in self._new_optimizer_names:
+            new[n] = self.optimizer_vars[n]
+        self._new_optimizer_names = []
+        return new
+
+    def call_model(self, features: Any, targets: Any, mode: str) -> EstimatorSpec:
+        est = self.estimator
+        if est._feature_engineering_fn is not None:
+            features, targets = est._feature_engineering_fn(features, targets)
+        seed = est._config.tf_random_seed
+        with _seeded_python_random(seed), ModelContext(self, mode).activate(), self.store.capture():
+            output = call_model_fn(est._model_fn, est._model_fn_args, features, targets, mode, est._params, est._config)
+        return normalize_output(output, mode)
+
+    # ---------------------------------------------------------------- training
+    def train_step(self, features: Any, targets: Any) -> tf.Tensor:
+        spec = self.call_model(features, targets, ModeKeys.TRAIN)
+        return spec.loss
+
+    def _replicated_step(self, element: Any) -> tf.Tensor:
+        if not self.distributed:
+            features, targets = split_element(element)
+            return self.train_step(features, targets)
+        features, targets = split_element(element)
+        per_replica = self.strategy.run(self.train_step, args=(features, targets))
+        return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+
+    def train_fn(self, finite: bool) -> Any:
+        """`fn(iterator, n) -> (last_loss, steps_done)`: up to n steps in one compiled call."""
+        fn = self._train_fns.get(finite)
+        if fn is None:
+            global_step = self.global_step
+
+            def loop(iterator, n):
+                loss = tf.constant(np.nan, tf.float32)
+                done = tf.constant(0, tf.int64)
+                for _ in tf.range(n):
+                    if finite:
+                        optional = iterator.get_next_as_optional()
+                        if not optional.has_value():
+                            break
+                        element = optional.get_value()
+                    else:
+                        element = next(iterator)
+                    loss = self._replicated_step(element)
+                    global_step.assign_add(1)
+                    done += 1
+                return loss, done
+
+            fn = tf.function(loop, reduce_retracing=True)
+            self._train_fns[finite] = fn
+        return fn
+
+    def step_fn(self, features_sig: Signatures, targets_sig: Signatures) -> Any:
+        """`fn(features, targets) -> loss`: one training step on a batch given as tensors (partial_fit)."""
+        if self._step_fn is None:
+            global_step = self.global_step
+
+            def step(features, targets):
+                loss = self.train_step(features, targets)
+                global_step.assign_add(1)
+                return loss
+
+            specs = [_spec(features_sig), _spec(targets_sig)]
+            self._step_fn = tf.function(step, input_signature=specs)
+        return self._step_fn
+
+    # ---------------------------------------------------------------- inference
+    def infer_fn(self, features_sig: Signatures, targets_sig: Signatures) -> Any:
+        if self._infer_fn is None:
+
+            def infer(features):
+                targets = dummy_targets(targets_sig, _batch_size(features))
+                return self.call_model(features, targets, ModeKeys.INFER).predictions
+
+            self._infer_fn = tf.function(infer, input_signature=[_spec(features_sig)])
+        return self._infer_fn
+
+    # ---------------------------------------------------------------- evaluation
+    def eval_fn(self, key: Any, metric_specs: Mapping[str, MetricSpec]) -> tuple[Any, dict[str, StreamingMetric], dict[str, StreamingMetric]]:
+        """`fn(iterator, n) -> batches_done`; updates the returned metrics (and a loss mean)."""
+        cached = self._eval_fns.get(key)
+        if cached is not None:
+            return cached
+        metrics = {name: StreamingMetric(name, spec) for name, spec in metric_specs.items()}
+        model_metrics: dict[str, StreamingMetric] = {}
+        with passthrough():
+            loss_mean = _WeightedMean()
+        metrics_all = {"loss": loss_mean}
+
+        def eval_step(features, targets):
+            spec = self.call_model(features, targets, ModeKeys.EVAL)
+            weight = tf.cast(_batch_size(features), tf.float32)
+            loss_mean.update(spec.loss, weight)
+            for m in metrics.values():
+                _build_once(m, targets, spec.predictions)
+                m.update(targets, spec.predictions)
+            for name, op in (spec.eval_metric_ops or {}).items():
+                metric = model_metrics.get(name)
+                if metric is None:
+                    metric = model_metrics[name] = _model_metric(name, op)
+                if isinstance(metric, _WeightedMean):
+                    metric.update(op, weight)
+                else:
+                    y_true, y_pred = op[1], op[2]
+                    _build_once(metric, y_true, y_pred)
+                    metric.update(y_true, y_pred)
+
+        def loop(iterator, n):
+            done = tf.constant(0, tf.int64)
+            for _ in tf.range(n):
+                optional = iterator.get_next_as_optional()
+                if not optional.has_value():
+                    break
+                features, targets = split_element(optional.get_value())
+                eval_step(features, targets)
+                done += 1
+            return done
+
+        fn = tf.function(loop, reduce_retracing=True)
+        # eval_metric_ops metrics appear in model_metrics at trace time; _Live keeps a reference.
+        cached = (fn, metrics, _Live(metrics_all, model_metrics))
+        self._eval_fns[key] = cached
+        return cached
+
+
+class _Live:
+    """The loss mean plus the model_fn's eval_metric_ops metrics, which appear at trace time."""
+
+    def __init__(self, fixed: dict, dynamic: dict) -> None:
+        self.fixed, self.dynamic = fixed, dynamic
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        yield from self.fixed.items()
+        yield from self.dynamic.items()
+
+
+class _WeightedMean:
+    """A streaming mean weighted by batch size (loss and per-batch eval_metric_ops)."""
+
+    def __init__(self) -> None:
+        with tf.init_scope(), passthrough():
+            self.total = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+            self.count = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+
+    def update(self, value: Any, weight: tf.Tensor) -> None:
+        value = tf.cast(tf.reduce_mean(tf.cast(value, tf.float64)), tf.float64)
+        w = tf.cast(weight, tf.float64)
+        self.total.assign_add(value * w)
+        self.count.assign_add(w)
+
+    def reset(self) -> None:
+        self.total.assign(0.0)
+        self.count.assign(0.0)
+
+    def result(self) -> float:
+        count = float(self.count.numpy())
+        return float(self.total.numpy()) / count if count else float("nan")
+
+
+def _model_metric(name: str, op: Any) -> Any:
+    if isinstance(op, (tuple, list)) and len(op) == 3:
+        return StreamingMetric(name, MetricSpec(op[0]))
+    if isinstance(op, (tuple, list)):
+        raise ValueError(
+            f"eval_metric_ops[{name!r}] is a tuple of {len(op)}; expected a value tensor or a "
+            "(metric, y_true, y_pred) triple. TF1 (value, update_op) pairs have no meaning in TF2."
+        )
+    return _WeightedMean()
+
+
+def _build_once(metric: StreamingMetric, targets: Any, predictions: Any) -> None:
+    # Keras metrics create their variables in __init__: build them outside the trace, once.
+    if not metric.built:
+        with tf.init_scope(), passthrough():
+            metric.build(targets, predictions)
+
+
+def _spec(sig: Signatures) -> Any:
+    if sig is None:
+        return None
+    if isinstance(sig, Mapping):
+        return {k: v.to_spec() for k, v in sig.items()}
+    return sig.to_spec()
+
+
+@contextlib.contextmanager
+def _seeded_python_random(seed: int | None) -> Iterator[None]:
+    """Keras draws default initializer seeds from Python's `random`; seed it per call, then restore it."""
+    if seed is None:
+        yield
+        return
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)

@@ -1,0 +1,747 @@
+"""`Estimator`: the seed's model_fn Estimator on TensorFlow 2 (fit, partial_fit, evaluate, predict)."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from sklearn.exceptions import NotFittedError
+
+from estimators import _checkpoints as ckpt
+from estimators._runtime import Runtime, split_element
+from estimators._summaries import write_scalars
+from estimators.metrics import resolve_metrics
+from estimators.model_fn import validate_model_fn
+from estimators.monitors.base import LossLogger, MonitorList
+from estimators.run_config import RunConfig
+from feeders.numpy_feeder import DataFeeder, validate_features
+from feeders.signature import (
+    Signatures,
+    cast_to_signature,
+    check_signatures_compatible,
+    signature_from_json,
+    signature_to_json,
+    signatures_from_spec,
+)
+
+__all__ = ["Estimator", "NotFittedError"]
+
+logger = logging.getLogger("skflow")
+
+_DEFAULT_BATCH_SIZE = 32
+
+
+class Estimator:
+    """A TensorFlow model defined by a `model_fn`, trained, evaluated and served scikit-learn style.
+
+    Args:
+        model_fn: `model_fn(features, targets[, mode[, params[, config]]])` returning
+            `(predictions, loss, train_op)` or an `EstimatorSpec`. Arguments are passed by name
+            (`labels` is accepted for `targets`); `functools.partial` objects and callable objects
+            work. Layers and variables may be created inline: every call gets the same variables.
+        model_dir: directory for checkpoints and summaries. default=None: a new temporary directory,
+            with a warning.
+        config: a `RunConfig`. default=None: `RunConfig()`.
+        params: passed to the model_fn's `params` argument. default=None.
+        feature_engineering_fn: `fn(features, targets) -> (features, targets)` applied before
+            model_fn in every mode. default=None.
+        warm_start_from: a model_dir or checkpoint path whose matching model variables initialise a
+            model that has no checkpoint of its own yet. default=None.
+
+    Raises:
+        ValueError: `params` given to a model_fn without a `params` argument (as in the original).
+
+    Example:
+        >>> def model_fn(features, targets, mode, params):
+        ...     logits = keras.layers.Dense(params["n_classes"])(features)
+        ...     loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits))
+        ...     train_op = optimize_loss(loss, optimizer="Adagrad", learning_rate=0.1)
+        ...     return {"class": tf.argmax(logits, 1)}, loss, train_op
+        >>> est = Estimator(model_fn, params={"n_classes": 3}).fit(X, y, steps=100)
+        >>> est.evaluate(X, y, metrics=["accuracy"])["accuracy"]
+    """
+
+    def __init__(
+        self,
+        model_fn: Callable[..., Any],
+        model_dir: str | os.PathLike | None = None,
+        config: RunConfig | None = None,
+        params: Any = None,
+        feature_engineering_fn: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+        warm_start_from: str | os.PathLike | None = None,
+    ) -> None:
+        self._model_fn_args = validate_model_fn(model_fn, params)
+        if params is None and "params" in self._model_fn_args:
+            logger.debug("model_fn takes params but none were given; it receives None.")
+        if config is not None and not isinstance(config, RunConfig):
+            raise TypeError(f"config must be a RunConfig; received {type(config).__name__}.")
+        if feature_engineering_fn is not None and not callable(feature_engineering_fn):
+            raise TypeError("feature_engineering_fn must be callable(features, targets) -> (features, targets).")
+        self._model_fn = model_fn
+        self._params = params
+        self._config = config if config is not None else RunConfig()
+        self._feature_engineering_fn = feature_engineering_fn
+        if model_dir is None:
+            model_dir = tempfile.mkdtemp(prefix="skflow_")
+            warnings.warn(f"Using temporary folder as model directory: {model_dir}", UserWarning, stacklevel=2)
+        self._model_dir = os.fspath(model_dir)
+        self._warm_start_from = os.fspath(warm_start_from) if warm_start_from is not None else None
+        self._checkpoints = ckpt.CheckpointStore(
+            self._model_dir,
+            self._config.keep_checkpoint_max,
+            self._config.keep_checkpoint_every_n_hours,
+            is_chief=self._config.is_chief,
+        )
+        self._runtime: Runtime | None = None
+        self._initialized = False  # in-memory variables hold a restored or trained state
+        self._features_info: Signatures = None
+        self._targets_info: Signatures = None
+        self._has_targets: bool | None = None
+        self._fit_batch_size: int | None = None
+        self._last_loss: float | None = None
+        self._last_saved_step: int | None = None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def model_dir(self) -> str:
+        return self._model_dir
+
+    @property
+    def config(self) -> RunConfig:
+        return self._config
+
+    @property
+    def params(self) -> Any:
+        return self._params
+
+    @property
+    def model_fn(self) -> Callable[..., Any]:
+        return self._model_fn
+
+    # ------------------------------------------------------------------ public API
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        input_fn: Callable[[], Any] | None = None,
+        steps: int | None = None,
+        batch_size: int | None = None,
+        monitors: list[Any] | None = None,
+        max_steps: int | None = None,
+    ) -> Estimator:
+        """Train the model.
+
+        Args:
+            x: features, array-like of shape (n_samples, n_features) (or N-D), or a dict of arrays.
+                Exclusive with `input_fn`.
+            y: targets, array-like of shape (n_samples,) or (n_samples, n_outputs), or None.
+            input_fn: a function returning a `tf.data.Dataset` of `(features, targets)` batches, or a
+                `(features, targets)` pair of tensors.
+            steps: train this many more steps (two `fit(steps=100)` train 200).
+            batch_size: rows per batch for x/y. default=32.
+            monitors: monitors (`BaseMonitor`s, objects with begin/step_end/end, or callables
+                `fn(step, outputs)`), called during this fit only.
+            max_steps: train until the global step reaches this (two `fit(max_steps=100)` train 100).
+
+        Returns:
+            self.
+
+        Raises:
+            ValueError: both steps and max_steps, x and input_fn together, bad data.
+        """
+        if steps is not None and max_steps is not None:
+            raise ValueError("Can not provide both steps and max_steps.")
+        _check_positive("steps", steps)
+        _check_positive("max_steps", max_steps)
+        dataset, finite = self._train_dataset(x, y, input_fn, batch_size)
+        self._train(dataset, finite, steps, max_steps, monitors)
+        return self
+
+    def partial_fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        input_fn: Callable[[], Any] | None = None,
+        steps: int = 1,
+        batch_size: int | None = None,
+        monitors: list[Any] | None = None,
+    ) -> Estimator:
+        """Train `steps` more steps on this data, keeping the model in memory (no retrace, no reload).
+
+        With x/y and `batch_size` None (or at least len(x)), each step uses all of x as one batch,
+        through a compiled one-step function: the fast path for online learning. Checkpoints are
+        written on the RunConfig schedule, not on every call; `save_checkpoint()` writes one now.
+
+        Returns:
+            self.
+        """
+        _check_positive("steps", steps)
+        if input_fn is None and x is not None and self._runtime_is_local():
+            features = validate_features(x)
+            n = _n_rows(features)
+            if batch_size is None or batch_size >= n:
+                targets = None if y is None else _validate_y(y, n)
+                self._record_signatures(_sig(features), _sig(targets), "fit")
+                features, targets = self._cast_inputs(features, targets)
+                self._train_on_batch(features, targets, steps, monitors)
+                return self
+        dataset, finite = self._train_dataset(x, y, input_fn, batch_size)
+        self._train(dataset, finite, steps, None, monitors, partial=True)
+        return self
+
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        input_fn: Callable[[], Any] | None = None,
+        batch_size: int | None = None,
+        steps: int | None = None,
+        metrics: Any = None,
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """Evaluate the model on one pass over the data (or `steps` batches).
+
+        Args:
+            x, y: as in `fit`; or `input_fn`.
+            batch_size: rows per batch for x/y. default: the fit batch size, else 32.
+            steps: number of batches; None: one full pass (finite data only).
+            metrics: a list of metric names ("accuracy", "auc", "mse", "mae", "rmse", "precision",
+                "recall"), Keras metrics or functions, or a dict name -> one of those or a `MetricSpec`.
+            name: evaluation name; summaries go to model_dir/eval_<name> (model_dir/eval without).
+
+        Returns:
+            dict with `loss` (mean over examples), `global_step` and one entry per metric, plus the
+            model_fn's `eval_metric_ops`.
+
+        Raises:
+            NotFittedError: no checkpoint in model_dir and nothing trained in memory.
+        """
+        _check_positive("steps", steps)
+        specs = resolve_metrics(metrics)
+        rt = self._ready_runtime("evaluate")
+        dataset = self._eval_dataset(x, y, input_fn, batch_size, steps)
+        key = (tuple((k, _metric_key(v)) for k, v in specs.items()),)
+        fn, user_metrics, other = rt.eval_fn(key, specs)
+        iterator = iter(dataset)
+        limit = steps if steps is not None else 2**62
+        with rt.strategy.scope():
+            if fn not in rt.traced:
+                fn.get_concrete_function(iterator, tf.TensorSpec([], tf.int64))
+                self._sync_variables("evaluate")
+                rt.traced.add(fn)
+            for _, m in other.items():
+                m.reset()
+            for m in user_metrics.values():
+                m.reset()
+            done = 0
+            while done < limit:
+                n = min(limit - done, max(self._config.steps_per_execution, 1))
+                got = int(fn(iterator, tf.constant(n, tf.int64)))
+                done += got
+                if got < n:
+                    break
+        if done == 0:
+            raise ValueError("Evaluation data is empty: the input produced no batch.")
+        results: dict[str, Any] = {}
+        for key_, m in other.items():
+            results[key_] = m.result()
+        for key_, m in user_metrics.items():
+            results[key_] = m.result()
+        results["global_step"] = rt.step
+        self._write_eval_summaries(results, name)
+        return results
+
+    def predict(
+        self,
+        x: Any = None,
+        input_fn: Callable[[], Any] | None = None,
+        batch_size: int | None = None,
+        outputs: list[str] | None = None,
+        as_iterable: bool = False,
+    ) -> Any:
+        """Predict for x (or input_fn's features).
+
+        Args:
+            x: features as in `fit`; or `input_fn` returning a dataset of features (or of
+                `(features, targets)`, whose targets are ignored).
+            batch_size: rows per call of the model. default: the fit batch size, else 32.
+            outputs: keys of the predictions dict to return; default all.
+            as_iterable: return an iterator of per-example results instead of arrays.
+
+        Returns:
+            an array of shape (n_samples, ...), a dict of such arrays, or an iterator.
+
+        Raises:
+            NotFittedError: no checkpoint in model_dir and nothing trained in memory.
+            ValueError: features incompatible with those the model was fitted on.
+        """
+        if (x is None) == (input_fn is None):
+            raise ValueError("Either x or input_fn must be provided, not both." if x is not None else "Either x or input_fn must be provided.")
+        if batch_size is not None:
+            _check_positive("batch_size", batch_size)
+        self._ready_runtime("predict")
+        batches = self._predict_batches(x, input_fn, batch_size)
+        results = self._predict_iter(batches, outputs)
+        if as_iterable:
+            return _per_example(results)
+        chunks = list(results)
+        if not chunks:
+            raise ValueError("Prediction data is empty: the input produced no batch.")
+        if isinstance(chunks[0], dict):
+            return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+        return np.concatenate(chunks)
+
+    def get_variable_names(self) -> list[str]:
+        """Names of the variables in the latest checkpoint (model, optimizer slots, global_step)."""
+        path = self.latest_checkpoint()
+        if path is None:
+            raise NotFittedError(self._not_fitted_message("get_variable_names"))
+        return sorted(ckpt.list_checkpoint_variables(path))
+
+    def get_variable_value(self, name: str) -> np.ndarray:
+        """Value of variable `name` in the latest checkpoint (see `get_variable_names`)."""
+        path = self.latest_checkpoint()
+        if path is None:
+            raise NotFittedError(self._not_fitted_message("get_variable_value"))
+        names = ckpt.list_checkpoint_variables(path)
+        if name not in names:
+            raise ValueError(f"No variable {name!r} in checkpoint {path}; it has {sorted(names)}.")
+        return tf.train.load_checkpoint(path).get_tensor(ckpt._key_for(name))
+
+    def latest_checkpoint(self) -> str | None:
+        """Path prefix of the newest checkpoint in model_dir, or None."""
+        return self._checkpoints.latest()
+
+    def save_checkpoint(self) -> str:
+        """Write the in-memory state to a checkpoint now (after `partial_fit` calls, say)."""
+        rt = self._ready_runtime("save_checkpoint")
+        return self._save(rt, force=True)
+
+    def export_saved_model(self, export_dir_base: str | os.PathLike, checkpoint_path: str | None = None, as_text: bool = False) -> str:
+        """Export a TF SavedModel under export_dir_base/<timestamp>; its `serving_default` signature
+        returns the same outputs as `predict()`.
+
+        Returns:
+            the export directory.
+        """
+        from estimators._export import export_saved_model
+
+        return export_saved_model(self, os.fspath(export_dir_base), checkpoint_path=checkpoint_path, as_text=as_text)
+
+    # ------------------------------------------------------------------ inputs
+    def _train_dataset(self, x: Any, y: Any, input_fn: Any, batch_size: int | None) -> tuple[tf.data.Dataset, bool]:
+        if x is not None and input_fn is not None:
+            raise ValueError("Either x or input_fn must be provided, not both.")
+        if x is None and input_fn is None:
+            raise ValueError("Either x or input_fn must be provided.")
+        if input_fn is not None:
+            if y is not None or batch_size is not None:
+                raise ValueError("y and batch_size go with x; an input_fn yields its own batches.")
+            dataset, finite = _call_input_fn(input_fn, repeat=True)
+        else:
+            batch = batch_size if batch_size is not None else (self._fit_batch_size or _DEFAULT_BATCH_SIZE)
+            feeder = DataFeeder(x, y, batch_size=batch, shuffle=True, epochs=None, seed=self._shuffle_seed())
+            self._fit_batch_size = feeder.batch_size
+            dataset, finite = feeder.dataset(), False
+        features_sig, targets_sig = _dataset_signatures(dataset)
+        self._record_signatures(features_sig, targets_sig, "fit")
+        return self._cast_dataset(dataset, features_sig, targets_sig), finite
+
+    def _eval_dataset(self, x: Any, y: Any, input_fn: Any, batch_size: int | None, steps: int | None) -> tf.data.Dataset:
+        if (x is None) == (input_fn is None):
+            raise ValueError("Either x or input_fn must be provided, not both." if x is not None else "Either x or input_fn must be provided.")
+        if input_fn is not None:
+            dataset, finite = _call_input_fn(input_fn, repeat=False)
+            if not finite and steps is None:
+                raise ValueError(
+                    "input_fn returns an endless dataset (it repeats forever) and steps=None would never end; "
+                    "pass steps= or make the dataset finite."
+                )
+        else:
+            batch = batch_size if batch_size is not None else (self._fit_batch_size or _DEFAULT_BATCH_SIZE)
+            dataset = DataFeeder(x, y, batch_size=batch, shuffle=False, epochs=1).dataset()
+        features_sig, targets_sig = _dataset_signatures(dataset)
+        self._check_known_signatures(features_sig, targets_sig, "evaluate")
+        return self._cast_dataset(dataset, features_sig, targets_sig)
+
+    def _predict_batches(self, x: Any, input_fn: Any, batch_size: int | None) -> Iterator[Any]:
+        self._load_signatures()
+        if input_fn is not None:
+            dataset, finite = _call_input_fn(input_fn, repeat=False)
+            if not finite:
+                raise ValueError("input_fn returns an endless dataset; predict needs finite data.")
+            features_sig, _ = _dataset_signatures(dataset)
+            self._check_known_signatures(features_sig, self._targets_info, "predict", check_targets=False)
+            return (self._cast_features(split_element(e)[0]) for e in dataset)
+        features = validate_features(x)
+        self._check_known_signatures(_sig(features), self._targets_info, "predict", check_targets=False)
+        features = self._cast_features(features)
+        batch = batch_size if batch_size is not None else max(self._fit_batch_size or 0, 1024)
+        n = _n_rows(features)
+        return (_slice(features, i, i + batch) for i in range(0, n, batch))
+
+    def _predict_iter(self, batches: Iterator[Any], outputs: list[str] | None) -> Iterator[Any]:
+        rt = self._ready_runtime("predict")
+        fn = rt.infer_fn(self._features_info, self._targets_info)
+        if fn not in rt.traced:
+            fn.get_concrete_function()
+            self._sync_variables("predict")
+            rt.traced.add(fn)
+        for features in batches:
+            predictions = fn(features)
+            yield _select_outputs(tf.nest.map_structure(lambda t: t.numpy(), predictions), outputs)
+
+    # ------------------------------------------------------------------ signatures
+    def _record_signatures(self, features_sig: Signatures, targets_sig: Signatures, where: str) -> None:
+        self._load_signatures()
+        if self._features_info is None:
+            self._features_info, self._targets_info = features_sig, targets_sig
+            self._has_targets = targets_sig is not None
+            if self._config.is_chief:
+                ckpt.write_meta(self._model_dir, {
+                    "format": 1,
+                    "features": signature_to_json(features_sig),
+                    "targets": signature_to_json(targets_sig),
+                    "model_fn": _qualname(self._model_fn),
+                })
+            return
+        self._check_known_signatures(features_sig, targets_sig, where)
+
+    def _check_known_signatures(self, features_sig: Signatures, targets_sig: Signatures, where: str, check_targets: bool = True) -> None:
+        self._load_signatures()
+        if self._features_info is None:
+            if where == "fit":
+                return
+            self._features_info, self._targets_info = features_sig, targets_sig
+            return
+        owner = type(self).__name__
+        check_signatures_compatible(self._features_info, features_sig, "X", owner)
+        if check_targets and targets_sig is not None:
+            check_signatures_compatible(self._targets_info, targets_sig, "y", owner)
+
+    def _load_signatures(self) -> None:
+        if self._features_info is not None:
+            return
+        meta = ckpt.read_meta(self._model_dir)
+        if meta:
+            self._features_info = signature_from_json(meta.get("features"))
+            self._targets_info = signature_from_json(meta.get("targets"))
+            self._has_targets = self._targets_info is not None
+
+    def _cast_features(self, features: Any) -> Any:
+        sig = self._features_info
+        if isinstance(features, Mapping):
+            return {k: _cast(v, sig[k]) for k, v in features.items()}
+        return _cast(features, sig)
+
+    def _cast_inputs(self, features: Any, targets: Any) -> tuple[Any, Any]:
+        features = self._cast_features(features)
+        if targets is not None and self._targets_info is not None:
+            sig = self._targets_info
+            targets = {k: _cast(v, sig[k]) for k, v in targets.items()} if isinstance(targets, Mapping) else _cast(targets, sig)
+        return features, targets
+
+    def _cast_dataset(self, dataset: tf.data.Dataset, features_sig: Signatures, targets_sig: Signatures) -> tf.data.Dataset:
+        if features_sig == self._features_info and (targets_sig is None or targets_sig == self._targets_info):
+            return dataset
+        return dataset.map(lambda *e: self._cast_inputs(*split_element(e if len(e) > 1 else e[0])))
+
+    # ------------------------------------------------------------------ runtime and state
+    def _runtime_is_local(self) -> bool:
+        return self._config.train_distribute is None
+
+    def _ensure_runtime(self) -> Runtime:
+        if self._runtime is None:
+            if self._config.tf_random_seed is not None:
+                tf.random.set_seed(self._config.tf_random_seed)
+            self._runtime = Runtime(self, self._config.train_distribute)
+            latest = self._checkpoints.readable_latest()
+            if latest is not None:
+                self._runtime.global_step.assign(ckpt.read_global_step(latest))
+                self._runtime.step = int(self._runtime.global_step.numpy())
+                self._last_saved_step = self._runtime.step
+                self._initialized = True
+        return self._runtime
+
+    def _ready_runtime(self, method: str) -> Runtime:
+        """The runtime of a model that has been fitted (restored or trained in memory)."""
+        rt = self._ensure_runtime()
+        if not self._initialized:
+            raise NotFittedError(self._not_fitted_message(method))
+        return rt
+
+    def _not_fitted_message(self, method: str) -> str:
+        return (
+            f"This {type(self).__name__} instance is not fitted yet: there is no checkpoint in model_dir "
+            f"{self._model_dir!r}. Call 'fit' with appropriate arguments before using '{method}'."
+        )
+
+    def _sync_variables(self, where: str) -> None:
+        """Give variables created by the latest trace their values: checkpoint, warm start, or fresh."""
+        rt = self._runtime
+        new = rt.pop_new_variables()
+        if not new:
+            return
+        source = self._checkpoints.readable_latest()
+        if source is not None:
+            ckpt.restore_variables(source, new, self._model_dir)
+            self._initialized = True
+            return
+        if self._initialized:
+            return  # trained in memory and not saved yet: new variables start fresh
+        if self._warm_start_from is not None and where == "fit":
+            self._warm_start(new)
+
+    def _warm_start(self, variables: Mapping[str, tf.Variable]) -> None:
+        source = self._warm_start_from
+        path = tf.train.latest_checkpoint(source) if os.path.isdir(source) else source
+        if path is None or not tf.io.gfile.exists(path + ".index"):
+            raise ValueError(f"warm_start_from={source!r} holds no checkpoint.")
+        model_vars = {n: v for n, v in variables.items() if not n.startswith("optimizer_")}
+        missing = ckpt.restore_variables(path, model_vars, source, strict=False)
+        logger.info(
+            "Warm-started %d variable(s) from %s%s.",
+            len(model_vars) - len(missing), path,
+            f"; {len(missing)} not in it start fresh: {missing[:5]}" if missing else "",
+        )
+
+    def _shuffle_seed(self) -> int:
+        base = self._config.tf_random_seed
+        step = self._runtime.step if self._runtime is not None else 0
+        if base is None:
+            return int(np.random.randint(0, 2**31 - 1))
+        return (int(base) * 1_000_003 + step) % (2**31 - 1)
+
+    def _save(self, rt: Runtime, force: bool = False) -> str | None:
+        if not force and self._last_saved_step == rt.step:
+            return None
+        path = self._checkpoints.save(rt.global_step, rt.store.variables, rt.optimizer_vars, rt.step)
+        self._last_saved_step = rt.step
+        return path
+
+    # ------------------------------------------------------------------ training loop
+    def _train(self, dataset: tf.data.Dataset, finite: bool, steps: int | None, max_steps: int | None, monitors: Any, partial: bool = False) -> None:
+        rt = self._ensure_runtime()
+        start = rt.step
+        if max_steps is not None and start >= max_steps:
+            logger.info("Skipping training since max_steps=%d has already been reached (global step %d).", max_steps, start)
+            return
+        target = start + steps if steps is not None else max_steps
+        strategy = rt.strategy
+        with strategy.scope():
+            data = strategy.experimental_distribute_dataset(dataset) if rt.distributed else dataset
+            iterator = iter(data)
+            fn = rt.train_fn(finite)
+            if fn not in rt.traced:
+                fn.get_concrete_function(iterator, tf.TensorSpec([], tf.int64))
+                self._sync_variables("fit")
+                rt.traced.add(fn)
+            self._initialized = True
+
+            def run(n: int) -> tuple[Any, int]:
+                loss, done = fn(iterator, tf.constant(n, tf.int64))
+                return loss, (int(done) if finite else n)
+
+            self._run_loop(rt, run, target, monitors, partial=partial)
+
+    def _train_on_batch(self, features: Any, targets: Any, steps: int, monitors: Any) -> None:
+        rt = self._ensure_runtime()
+        fn = rt.step_fn(self._features_info, self._targets_info)
+        if fn not in rt.traced:
+            fn.get_concrete_function()
+            self._sync_variables("fit")
+            rt.traced.add(fn)
+        self._initialized = True
+
+        def run(n: int) -> tuple[Any, int]:
+            loss = None
+            for _ in range(n):
+                loss = fn(features, targets)
+            return loss, n
+
+        self._run_loop(rt, run, rt.step + steps, monitors, partial=True)
+
+    def _run_loop(self, rt: Runtime, run: Callable[[int], tuple[Any, int]], target: int | None, monitors: Any, partial: bool = False) -> None:
+        """Run training steps until `target` (None: until the input ends), calling monitors and saving
+        checkpoints on the RunConfig schedule. `partial` (partial_fit): no default monitors and no save
+        at the end, so that many small calls stay cheap."""
+        config = self._config
+        defaults = [LossLogger(config.log_step_count_steps)] if config.log_step_count_steps and config.verbose and not partial else []
+        mlist = MonitorList([*defaults, *(monitors or [])], estimator=self, is_chief=config.is_chief)
+        save_steps, save_secs = config.save_checkpoints_steps, config.save_checkpoints_secs
+        last_save_time = time.monotonic()
+        spe = config.steps_per_execution
+        mlist.begin(target)
+        loss: Any = None
+        try:
+            while target is None or rt.step < target:
+                n = spe if target is None else min(spe, target - rt.step)
+                wanted = mlist.next_step(rt.step) if mlist else None
+                if wanted is not None:
+                    n = min(n, wanted - rt.step)
+                if save_steps:
+                    n = min(n, save_steps - rt.step % save_steps)
+                end = rt.step + n
+                hooked = mlist.wanting(end) if wanted == end else []
+                if hooked:
+                    mlist.step_begin(end, hooked)
+                loss, done = run(n)
+                rt.step += done
+                if done < n:
+                    logger.info("Input exhausted after global step %d.", rt.step)
+                    break
+                stop = False
+                if hooked:
+                    stop = mlist.step_end(rt.step, {"loss": float(loss), "global_step": rt.step}, hooked)
+                if (save_steps and rt.step % save_steps == 0) or (save_secs and time.monotonic() - last_save_time >= save_secs):
+                    self._save(rt)
+                    last_save_time = time.monotonic()
+                if stop:
+                    logger.info("A monitor requested stop at global step %d.", rt.step)
+                    break
+        except BaseException:
+            self._emergency_save(rt, loss)
+            raise
+        self._last_loss = None if loss is None or not mlist else float(loss)
+        if not partial:
+            self._save(rt)
+        mlist.end()
+
+    def _emergency_save(self, rt: Runtime, loss: Any) -> None:
+        """After an interruption, keep the steps already trained, unless the weights went bad."""
+        if self._last_saved_step == rt.step:
+            return
+        try:
+            if loss is not None and not np.isfinite(float(loss)):
+                logger.warning("Not saving a checkpoint at step %d: the last loss is %s.", rt.step, float(loss))
+                return
+            path = self._save(rt)
+            logger.info("Training interrupted at global step %d; saved %s.", rt.step, path)
+        except Exception as exc:  # never mask the original error
+            logger.warning("Could not save a checkpoint after the interruption: %s", exc)
+
+    def _write_eval_summaries(self, results: Mapping[str, Any], name: str | None) -> None:
+        if not self._config.is_chief:
+            return
+        directory = os.path.join(self._model_dir, f"eval_{name}" if name else "eval")
+        scalars = {k: v for k, v in results.items() if k != "global_step" and isinstance(v, numbers.Real)}
+        write_scalars(directory, scalars, results["global_step"])
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_positive(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected a positive integer.")
+
+
+def _call_input_fn(input_fn: Callable[[], Any], repeat: bool) -> tuple[tf.data.Dataset, bool]:
+    """Run input_fn; returns a dataset of batches and whether it is finite."""
+    if not callable(input_fn):
+        raise TypeError(f"input_fn must be callable; received {type(input_fn).__name__}.")
+    result = input_fn()
+    if isinstance(result, tf.data.Dataset):
+        dataset = result
+    elif isinstance(result, (tuple, list)) and len(result) == 2:
+        features, targets = result
+        element = (features, targets) if targets is not None else features
+        dataset = tf.data.Dataset.from_tensors(element)
+        if repeat:
+            dataset = dataset.repeat()
+    else:
+        raise ValueError(
+            f"input_fn must return a tf.data.Dataset or a (features, targets) pair; it returned {type(result).__name__}."
+        )
+    cardinality = int(dataset.cardinality())
+    return dataset, cardinality != int(tf.data.INFINITE_CARDINALITY)
+
+
+def _dataset_signatures(dataset: tf.data.Dataset) -> tuple[Signatures, Signatures]:
+    features_spec, targets_spec = split_element(dataset.element_spec)
+    try:
+        return signatures_from_spec(features_spec), signatures_from_spec(targets_spec)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"The input's elements must be (features, targets) batches of tensors or dicts of tensors; got "
+            f"{dataset.element_spec} ({exc})."
+        ) from None
+
+
+def _sig(value: Any) -> Signatures:
+    from feeders.signature import TensorSignature
+
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {k: TensorSignature.from_array(v) for k, v in value.items()}
+    return TensorSignature.from_array(value)
+
+
+def _validate_y(y: Any, n: int) -> Any:
+    from feeders.numpy_feeder import validate_targets
+    from sklearn.utils.validation import check_consistent_length
+
+    targets = validate_targets(y)
+    leaves = list(targets.values()) if isinstance(targets, Mapping) else [targets]
+    check_consistent_length(np.empty((n, 0)), *leaves)
+    return targets
+
+
+def _cast(value: Any, sig: Any) -> Any:
+    if isinstance(value, np.ndarray) and sig is not None:
+        return cast_to_signature(value, sig)
+    if isinstance(value, tf.Tensor) and sig is not None and value.dtype != sig.dtype:
+        return tf.cast(value, sig.dtype)
+    return value
+
+
+def _n_rows(features: Any) -> int:
+    leaf = next(iter(features.values())) if isinstance(features, Mapping) else features
+    return int(leaf.shape[0])
+
+
+def _slice(features: Any, start: int, stop: int) -> Any:
+    if isinstance(features, Mapping):
+        return {k: v[start:stop] for k, v in features.items()}
+    return features[start:stop]
+
+
+def _select_outputs(predictions: Any, outputs: list[str] | None) -> Any:
+    if outputs is None:
+        return predictions
+    if not isinstance(predictions, dict):
+        raise ValueError(f"outputs={outputs!r} selects keys of a predictions dict, but model_fn returns a single tensor.")
+    unknown = [k for k in outputs if k not in predictions]
+    if unknown:
+        raise ValueError(f"outputs {unknown} are not among the prediction keys {sorted(predictions)}.")
+    return {k: predictions[k] for k in outputs}
+
+
+def _per_example(batches: Iterator[Any]) -> Iterator[Any]:
+    for batch in batches:
+        if isinstance(batch, dict):
+            n = len(next(iter(batch.values())))
+            for i in range(n):
+                yield {k: v[i] for k, v in batch.items()}
+        else:
+            yield from batch
+
+
+def _metric_key(spec: Any) -> Any:
+    metric = spec.metric
+    ident = metric if isinstance(metric, str) else id(metric)
+    return (ident, spec.prediction_key, spec.label_key)
+
+
+def _qualname(fn: Any) -> str:
+    target = getattr(fn, "func", fn)
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(target).__name__)}"

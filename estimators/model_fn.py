@@ -1,0 +1,176 @@
+"""The `model_fn` contract: modes, the returned spec, and argument injection by name.
+
+A `model_fn` may take any of the seed's signatures, `(features, targets)`,
+`(features, targets, mode)`, `(features, targets, mode, params)`, and tf.estimator's
+`(features, labels, mode, params, config)`; arguments are injected by *name*, so these are one
+mechanism. It returns `(predictions, loss, train_op)` or an :class:`EstimatorSpec`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import tensorflow as tf
+
+__all__ = ["EstimatorSpec", "ModeKeys", "model_fn_args"]
+
+
+class ModeKeys:
+    """The three modes a `model_fn` is called in (the seed's names; `PREDICT` is tf.estimator's alias)."""
+
+    TRAIN = "train"
+    EVAL = "eval"
+    INFER = "infer"
+    PREDICT = INFER
+
+
+class EstimatorSpec(NamedTuple):
+    """What a `model_fn` may return instead of `(predictions, loss, train_op)`.
+
+    Attributes:
+        mode: one of `ModeKeys`.
+        predictions: a tensor or a dict of tensors, batch-major. Required in INFER.
+        loss: a scalar tensor. Required in TRAIN and EVAL.
+        train_op: the update, usually from `optimize_loss`. Required in TRAIN.
+        eval_metric_ops: dict name -> a per-batch value tensor (averaged over the evaluation,
+            weighted by batch size) or a `(metric, y_true, y_pred)` triple, where `metric` is a metric
+            name ("accuracy", "auc", ...) or a Keras metric; used by `evaluate`.
+    """
+
+    mode: str | None = None
+    predictions: Any = None
+    loss: Any = None
+    train_op: Any = None
+    eval_metric_ops: Mapping[str, Any] | None = None
+
+
+_INJECTABLE = ("features", "targets", "labels", "mode", "params", "config")
+
+
+def model_fn_args(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """Names of the parameters `fn` accepts, for functions, `functools.partial` and callable objects.
+
+    Arguments already bound by a `functools.partial` are left out.
+    """
+    if isinstance(fn, functools.partial):
+        bound = set(fn.keywords or {})
+        names = model_fn_args(fn.func)[len(fn.args) :]
+        return tuple(n for n in names if n not in bound)
+    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else getattr(fn, "__call__", fn)
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"Cannot inspect the arguments of model_fn {fn!r}: {exc}") from None
+    return tuple(
+        p.name
+        for p in sig.parameters.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_ONLY)
+    )
+
+
+def validate_model_fn(model_fn: Any, params: Any) -> tuple[str, ...]:
+    """Check that `model_fn` is callable and can take what the Estimator will pass.
+
+    Raises:
+        TypeError: model_fn is not callable, or lacks a `features` argument.
+        ValueError: `params` are given but the model_fn has no `params` argument (the original's rule).
+    """
+    if not callable(model_fn):
+        raise TypeError(f"model_fn must be callable; received {type(model_fn).__name__}: {model_fn!r}.")
+    args = model_fn_args(model_fn)
+    if not args:
+        raise TypeError(
+            "model_fn must accept at least `features`; received a function with no named arguments. "
+            "Expected one of (features, targets), (features, targets, mode), (features, targets, mode, params)."
+        )
+    if params is not None and "params" not in args:
+        raise ValueError(
+            f"Estimator's model_fn ({_name(model_fn)}) does not have a params argument, but params "
+            f"({params!r}) were passed to the Estimator's constructor."
+        )
+    if "targets" in args and "labels" in args:
+        raise TypeError("model_fn takes both `targets` and `labels`; they are the same thing, keep one.")
+    return args
+
+
+def call_model_fn(
+    model_fn: Callable[..., Any],
+    args: tuple[str, ...],
+    features: Any,
+    targets: Any,
+    mode: str,
+    params: Any,
+    config: Any,
+) -> Any:
+    """Call `model_fn`, passing each argument it names; positional names beyond ours get positions."""
+    values = {"features": features, "targets": targets, "labels": targets, "mode": mode, "params": params, "config": config}
+    known = [a for a in args if a in _INJECTABLE]
+    unknown = [a for a in args if a not in _INJECTABLE]
+    if not known:
+        # A seed-style (x, y) function with other argument names: features and targets by position.
+        positional = [features, targets, mode, params][: len(args)]
+        return model_fn(*positional)
+    if unknown:
+        # Positional leading names we do not know (e.g. (x, y, mode)) are features and targets.
+        order = ["features", "targets", "mode", "params", "config"]
+        return model_fn(*[values[order[i]] for i in range(len(args))])
+    return model_fn(**{a: values[a] for a in known})
+
+
+def normalize_output(output: Any, mode: str) -> EstimatorSpec:
+    """Turn the model_fn's return into an `EstimatorSpec` and check it as the original did.
+
+    Raises:
+        ValueError: "Missing train_op." in TRAIN, "Missing loss." in TRAIN/EVAL, "Loss must be scalar"
+            for a non-scalar loss, "Missing predictions." in INFER; each names the mode.
+    """
+    if isinstance(output, EstimatorSpec):
+        spec = output
+    elif isinstance(output, (tuple, list)) and len(output) == 3:
+        spec = EstimatorSpec(mode, *output)
+    else:
+        got = f"a {type(output).__name__} of length {len(output)}" if isinstance(output, (tuple, list)) else repr(type(output).__name__)
+        raise ValueError(
+            f"model_fn must return (predictions, loss, train_op) or an EstimatorSpec; in mode '{mode}' it returned {got}."
+        )
+    predictions, loss, train_op = spec.predictions, spec.loss, spec.train_op
+    if mode == ModeKeys.TRAIN and train_op is None:
+        raise ValueError(
+            "Missing train_op. model_fn returned train_op=None in mode 'train'; build one with "
+            "estimators.optimize_loss(loss, optimizer='Adam', learning_rate=0.01)."
+        )
+    if mode in (ModeKeys.TRAIN, ModeKeys.EVAL):
+        if loss is None:
+            raise ValueError(f"Missing loss. model_fn returned loss=None in mode '{mode}'.")
+        loss = tf.convert_to_tensor(loss)
+        n = loss.shape.num_elements()
+        if n not in (None, 1):
+            raise ValueError(
+                f"Loss must be scalar, but model_fn returned a loss of shape {loss.shape.as_list()} in mode "
+                f"'{mode}'. Reduce it, for example with tf.reduce_mean."
+            )
+        loss = tf.reshape(tf.cast(loss, tf.float32), [])
+    if mode == ModeKeys.INFER and predictions is None:
+        raise ValueError("Missing predictions. model_fn returned predictions=None in mode 'infer'.")
+    if predictions is not None:
+        if isinstance(predictions, Mapping):
+            predictions = {str(k): _to_tensor(v, k) for k, v in predictions.items()}
+        else:
+            predictions = _to_tensor(predictions, "predictions")
+    return spec._replace(mode=mode, predictions=predictions, loss=loss)
+
+
+def _to_tensor(value: Any, name: Any) -> Any:
+    if isinstance(value, (tf.Tensor, tf.SparseTensor, tf.Variable)):
+        return value
+    try:
+        return tf.convert_to_tensor(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model_fn returned a prediction {name!r} that is not a tensor: {exc}") from None
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(getattr(fn, "func", None), "__qualname__", None) or repr(fn)

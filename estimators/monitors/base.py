@@ -1,0 +1,231 @@
+"""The monitor protocol and the composite the training loop talks to.
+
+Hooks, as in the seed's `monitors.py`: `begin(max_steps)`, `step_begin(step)`, `step_end(step,
+outputs)` (return True to stop), `end()`, plus `epoch_begin/epoch_end(epoch)` where epochs exist.
+Step `k` is the k-th training step: `step_end(k, ...)` runs after it, when the global step is `k`.
+
+Training runs many steps per compiled call; a monitor says at which steps it wants its hooks with
+`next_step(step)`, and the loop ends a compiled call exactly there. No host sync happens on a step
+no monitor asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["BaseMonitor", "EveryN", "LossLogger", "Monitor", "MonitorList"]
+
+logger = logging.getLogger("skflow")
+
+
+@runtime_checkable
+class Monitor(Protocol):
+    """What the training loop calls. Subclass `BaseMonitor` rather than implementing this."""
+
+    def set_estimator(self, estimator: Any) -> None: ...
+    def begin(self, max_steps: int | None = None) -> None: ...
+    def next_step(self, step: int) -> int | None: ...
+    def step_begin(self, step: int) -> list[str]: ...
+    def step_end(self, step: int, outputs: Mapping[str, Any]) -> bool: ...
+    def end(self) -> None: ...
+
+
+class BaseMonitor:
+    """Base class with no-op hooks; a subclass overrides the ones it needs.
+
+    By default a monitor is called at every step (`next_step` returns `step + 1`); `EveryN`
+    subclasses are called every N steps.
+    """
+
+    run_on_all_workers = False
+
+    def __init__(self) -> None:
+        self._estimator: Any = None
+
+    def set_estimator(self, estimator: Any) -> None:
+        self._estimator = estimator
+
+    def begin(self, max_steps: int | None = None) -> None:
+        self._max_steps = max_steps
+
+    def next_step(self, step: int) -> int | None:
+        """The first step after `step` at which this monitor wants `step_begin`/`step_end`; None: never."""
+        return step + 1
+
+    def step_begin(self, step: int) -> list[str]:
+        return []
+
+    def step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
+        return False
+
+    def epoch_begin(self, epoch: int) -> None:
+        pass
+
+    def epoch_end(self, epoch: int) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+class EveryN(BaseMonitor):
+    """Calls `every_n_step_begin/every_n_step_end` on the first `first_n_steps` steps and every N after.
+
+    Args:
+        every_n_steps: period in steps. default=100.
+        first_n_steps: also fire on steps 1..first_n_steps. default=1.
+    """
+
+    def __init__(self, every_n_steps: int = 100, first_n_steps: int = 1) -> None:
+        super().__init__()
+        if every_n_steps < 1:
+            raise ValueError(f"Invalid value for argument `every_n_steps`. Received: every_n_steps={every_n_steps}. Expected a positive integer.")
+        self.every_n_steps = int(every_n_steps)
+        self.first_n_steps = int(first_n_steps)
+
+    def next_step(self, step: int) -> int | None:
+        if step < self.first_n_steps:
+            return step + 1
+        return (step // self.every_n_steps + 1) * self.every_n_steps
+
+    def step_begin(self, step: int) -> list[str]:
+        return self.every_n_step_begin(step)
+
+    def step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
+        return bool(self.every_n_step_end(step, outputs))
+
+    def every_n_step_begin(self, step: int) -> list[str]:
+        return []
+
+    def every_n_step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
+        return False
+
+
+class _FunctionMonitor(BaseMonitor):
+    """A plain callable `fn(step, outputs) -> bool | None`, called after every step."""
+
+    def __init__(self, fn: Callable[[int, Mapping[str, Any]], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
+        return bool(self.fn(step, outputs))
+
+
+class LossLogger(EveryN):
+    """Logs `loss = ..., step = ...` and steps/s every `every_n_steps` steps, and the final loss."""
+
+    def __init__(self, every_n_steps: int = 100) -> None:
+        super().__init__(every_n_steps=every_n_steps, first_n_steps=1)
+        self._last: tuple[int, float] | None = None
+        self._final: tuple[int, float] | None = None
+
+    def begin(self, max_steps: int | None = None) -> None:
+        super().begin(max_steps)
+        self._last = None
+        self._final = None
+
+    def every_n_step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
+        now = time.perf_counter()
+        rate = ""
+        if self._last is not None and step > self._last[0]:
+            rate = f" ({(step - self._last[0]) / (now - self._last[1]):.1f} steps/s)"
+        logger.info("loss = %.6g, step = %d%s", outputs["loss"], step, rate)
+        self._last = (step, now)
+        self._final = (step, outputs["loss"])
+        return False
+
+    def end(self) -> None:
+        if self._estimator is not None and getattr(self._estimator, "_last_loss", None) is not None:
+            logger.info("Loss for final step: %.6g.", self._estimator._last_loss)
+
+
+class MonitorList:
+    """The one object the training loop talks to: fans calls out to monitors, in order."""
+
+    def __init__(self, monitors: Iterable[Any] = (), estimator: Any = None, is_chief: bool = True) -> None:
+        self.monitors: list[BaseMonitor] = []
+        for m in monitors or ():
+            monitor = _as_monitor(m)
+            if not is_chief and not getattr(monitor, "run_on_all_workers", False):
+                continue
+            self.monitors.append(monitor)
+        for m in self.monitors:
+            m.set_estimator(estimator)
+        self.stop_requested = False
+
+    def __bool__(self) -> bool:
+        return bool(self.monitors)
+
+    def begin(self, max_steps: int | None) -> None:
+        self.stop_requested = False
+        for m in self.monitors:
+            m.begin(max_steps)
+
+    def next_step(self, step: int) -> int | None:
+        wanted = [s for s in (m.next_step(step) for m in self.monitors) if s is not None]
+        return min(wanted) if wanted else None
+
+    def wanting(self, step: int) -> list[BaseMonitor]:
+        return [m for m in self.monitors if m.next_step(step - 1) == step]
+
+    def step_begin(self, step: int, monitors: list[BaseMonitor]) -> list[str]:
+        names: list[str] = []
+        for m in monitors:
+            names.extend(m.step_begin(step) or [])
+        return names
+
+    def step_end(self, step: int, outputs: Mapping[str, Any], monitors: list[BaseMonitor]) -> bool:
+        for m in monitors:
+            if m.step_end(step, outputs):
+                self.stop_requested = True
+        return self.stop_requested
+
+    def end(self) -> None:
+        for m in self.monitors:
+            m.end()
+
+
+def _as_monitor(m: Any) -> BaseMonitor:
+    if isinstance(m, BaseMonitor):
+        return m
+    if isinstance(m, type):
+        raise TypeError(f"monitors must be instances; received the class {m.__name__}. Did you mean {m.__name__}()?")
+    if all(hasattr(m, h) for h in ("begin", "step_end", "end")):
+        return _DuckMonitor(m)
+    if callable(m):
+        return _FunctionMonitor(m)
+    raise TypeError(
+        f"A monitor must be a BaseMonitor, an object with begin/step_end/end methods, or a callable "
+        f"fn(step, outputs); received {type(m).__name__}."
+    )
+
+
+class _DuckMonitor(BaseMonitor):
+    """Adapts an object with some of the hook methods (not a BaseMonitor subclass)."""
+
+    def __init__(self, obj: Any) -> None:
+        super().__init__()
+        self.obj = obj
+
+    def set_estimator(self, estimator: Any) -> None:
+        if hasattr(self.obj, "set_estimator"):
+            self.obj.set_estimator(estimator)
+
+    def begin(self, max_steps: int | None = None) -> None:
+        self.obj.begin(max_steps)
+
+    def next_step(self, step: int) -> int | None:
+        return self.obj.next_step(step) if hasattr(self.obj, "next_step") else step + 1
+
+    def step_begin(self, step: int) -> list[str]:
+        return list(self.obj.step_begin(step) or []) if hasattr(self.obj, "step_begin") else []
+
+    def step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
+        return bool(self.obj.step_end(step, outputs))
+
+    def end(self) -> None:
+        self.obj.end()
