@@ -64,11 +64,11 @@ class VariableStore:
         if var is not None:
             shape = kwargs.get("shape")
             if shape is not None and not tf.TensorShape(shape).is_compatible_with(var.shape):
-                raise ValueError(
+                raise_clean(ValueError(
                     f"model_fn created variable {name!r} with shape {tf.TensorShape(shape)} in this call, but "
                     f"{var.shape} in an earlier one. A model_fn must create the same variables, in the same "
                     "order, in every mode."
-                )
+                ))
             return var
         kwargs["initial_value"] = _liftable_initial_value(kwargs.get("initial_value"), name)
         with tf.init_scope(), passthrough():
@@ -116,6 +116,30 @@ def next_index(kind: str) -> int:
     return n
 
 
+def raise_clean(exc: BaseException) -> None:
+    """Raise one of our own errors from inside traced code so that the caller can re-raise it as is.
+
+    AutoGraph rewraps exceptions raised while tracing ("in user code: ... 'x' must be defined before
+    the loop"); `clean_errors` swaps such a wrapper for the original, so users see our message.
+    """
+    _local.user_error = exc
+    raise exc
+
+
+@contextlib.contextmanager
+def clean_errors() -> Iterator[None]:
+    """Re-raise the error recorded by `raise_clean` instead of AutoGraph's wrapper of it."""
+    _local.user_error = None
+    try:
+        yield
+    except Exception as wrapper:
+        original = getattr(_local, "user_error", None)
+        _local.user_error = None
+        if original is not None and original is not wrapper:
+            raise original.with_traceback(None) from None
+        raise
+
+
 def _liftable_initial_value(value: Any, name: str) -> Any:
     """Initial values must be computable outside the trace: callables, constants, numpy."""
     if callable(value) or not isinstance(value, tf.Tensor) or not tf.is_symbolic_tensor(value):
@@ -123,11 +147,11 @@ def _liftable_initial_value(value: Any, name: str) -> Any:
     static = tf.get_static_value(value)
     if static is not None:
         return static
-    raise ValueError(
+    raise_clean(ValueError(
         f"Variable {name!r} is initialised from a tensor computed inside model_fn, which cannot be "
         "evaluated when the variable is created. Pass a callable initial value, e.g. "
         "tf.Variable(lambda: tf.random.normal([3, 2])), or use a Keras layer or initializer."
-    )
+    ))
 
 
 @contextlib.contextmanager

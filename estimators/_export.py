@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import tensorflow as tf
 
 from estimators import _checkpoints as ckpt
+from estimators._context import clean_errors
 from estimators._runtime import Runtime, dummy_targets
 from estimators.model_fn import ModeKeys
 
@@ -51,7 +52,8 @@ def export_saved_model(est: Estimator, export_dir_base: str, checkpoint_path: st
     else:
         specs = {"features": tf.TensorSpec(features_sig.to_spec().shape, features_sig.dtype, name="features")}
     function = tf.function(serve)
-    concrete = function.get_concrete_function(**specs)
+    with clean_errors():
+        concrete = function.get_concrete_function(**specs)
     variables = rt.pop_new_variables()
     model_vars = {n: v for n, v in variables.items() if not n.startswith("optimizer_")}
     if source_rt is not None:

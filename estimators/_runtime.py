@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from estimators._context import ModelContext, VariableStore, passthrough
+from estimators._context import ModelContext, VariableStore, passthrough, raise_clean
 from estimators.metrics import MetricSpec, StreamingMetric
 from estimators.model_fn import EstimatorSpec, ModeKeys, call_model_fn, normalize_output
 from feeders.signature import Signatures
@@ -125,14 +125,16 @@ class Runtime:
                 for _ in tf.range(n):
                     if finite:
                         optional = iterator.get_next_as_optional()
-                        if not optional.has_value():
+                        if optional.has_value():
+                            loss = self._replicated_step(optional.get_value())
+                            global_step.assign_add(1)
+                            done += 1
+                        else:
                             break
-                        element = optional.get_value()
                     else:
-                        element = next(iterator)
-                    loss = self._replicated_step(element)
-                    global_step.assign_add(1)
-                    done += 1
+                        loss = self._replicated_step(next(iterator))
+                        global_step.assign_add(1)
+                        done += 1
                 return loss, done
 
             fn = tf.function(loop, reduce_retracing=True)
@@ -181,8 +183,11 @@ class Runtime:
             weight = tf.cast(_batch_size(features), tf.float32)
             loss_mean.update(spec.loss, weight)
             for m in metrics.values():
-                _build_once(m, targets, spec.predictions)
-                m.update(targets, spec.predictions)
+                try:
+                    _build_once(m, targets, spec.predictions)
+                    m.update(targets, spec.predictions)
+                except ValueError as exc:
+                    raise_clean(exc)
             for name, op in (spec.eval_metric_ops or {}).items():
                 metric = model_metrics.get(name)
                 if metric is None:
@@ -198,11 +203,12 @@ class Runtime:
             done = tf.constant(0, tf.int64)
             for _ in tf.range(n):
                 optional = iterator.get_next_as_optional()
-                if not optional.has_value():
+                if optional.has_value():
+                    features, targets = split_element(optional.get_value())
+                    eval_step(features, targets)
+                    done += 1
+                else:
                     break
-                features, targets = split_element(optional.get_value())
-                eval_step(features, targets)
-                done += 1
             return done
 
         fn = tf.function(loop, reduce_retracing=True)

@@ -16,6 +16,7 @@ import tensorflow as tf
 from sklearn.exceptions import NotFittedError
 
 from estimators import _checkpoints as ckpt
+from estimators._context import clean_errors
 from estimators._runtime import Runtime, split_element
 from estimators._summaries import write_scalars
 from estimators.metrics import resolve_metrics
@@ -234,7 +235,8 @@ class Estimator:
         limit = steps if steps is not None else 2**62
         with rt.strategy.scope():
             if fn not in rt.traced:
-                fn.get_concrete_function(iterator, tf.TensorSpec([], tf.int64))
+                with clean_errors():
+                    fn.get_concrete_function(iterator, tf.TensorSpec([], tf.int64))
                 self._sync_variables("evaluate")
                 rt.traced.add(fn)
             for _, m in other.items():
@@ -392,7 +394,8 @@ class Estimator:
         rt = self._ready_runtime("predict")
         fn = rt.infer_fn(self._features_info, self._targets_info)
         if fn not in rt.traced:
-            fn.get_concrete_function()
+            with clean_errors():
+                fn.get_concrete_function()
             self._sync_variables("predict")
             rt.traced.add(fn)
         for features in batches:
@@ -541,7 +544,8 @@ class Estimator:
             iterator = iter(data)
             fn = rt.train_fn(finite)
             if fn not in rt.traced:
-                fn.get_concrete_function(iterator, tf.TensorSpec([], tf.int64))
+                with clean_errors():
+                    fn.get_concrete_function(iterator, tf.TensorSpec([], tf.int64))
                 self._sync_variables("fit")
                 rt.traced.add(fn)
             self._initialized = True
@@ -556,7 +560,8 @@ class Estimator:
         rt = self._ensure_runtime()
         fn = rt.step_fn(self._features_info, self._targets_info)
         if fn not in rt.traced:
-            fn.get_concrete_function()
+            with clean_errors():
+                fn.get_concrete_function()
             self._sync_variables("fit")
             rt.traced.add(fn)
         self._initialized = True

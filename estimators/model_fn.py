@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
+from estimators._context import raise_clean
+
 __all__ = ["EstimatorSpec", "ModeKeys", "model_fn_args"]
 
 
@@ -121,6 +123,15 @@ def call_model_fn(
 
 
 def normalize_output(output: Any, mode: str) -> EstimatorSpec:
+    """Check the model_fn's return (see `_normalize_output`); errors surface unwrapped by AutoGraph."""
+    try:
+        return _normalize_output(output, mode)
+    except ValueError as exc:
+        raise_clean(exc)
+        raise
+
+
+def _normalize_output(output: Any, mode: str) -> EstimatorSpec:
     """Turn the model_fn's return into an `EstimatorSpec` and check it as the original did.
 
     Raises:

@@ -9,7 +9,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from estimators._context import current_context, next_index, passthrough
+from estimators._context import current_context, next_index, passthrough, raise_clean
 from estimators.model_fn import ModeKeys
 
 __all__ = ["OPTIMIZER_CLS_NAMES", "optimize_loss"]
@@ -82,7 +82,10 @@ def optimize_loss(
     opt = runtime.optimizers[index] if index < len(runtime.optimizers) else None
     if opt is None:
         with tf.init_scope(), passthrough():
-            opt = _make_optimizer(optimizer, learning_rate, learning_rate_decay_fn, runtime.global_step)
+            try:
+                opt = _make_optimizer(optimizer, learning_rate, learning_rate_decay_fn, runtime.global_step)
+            except ValueError as exc:
+                raise_clean(exc)
             opt.build(var_list)
         runtime.register_optimizer(index, opt)
     if ctx.mode != ModeKeys.TRAIN:
@@ -95,10 +98,10 @@ def optimize_loss(
     grads = tf.gradients(scaled, var_list)
     pairs = [(g, v) for g, v in zip(grads, var_list, strict=True) if g is not None]
     if not pairs:
-        raise ValueError(
+        raise_clean(ValueError(
             "No gradients: the loss does not depend on any trainable variable of the model_fn "
             f"({[v.name for v in var_list]})."
-        )
+        ))
     if gradient_multipliers:
         names = {id(v): n for n, v in runtime.store.variables.items()}
         pairs = [(g * gradient_multipliers.get(names.get(id(v), ""), 1.0), v) for g, v in pairs]

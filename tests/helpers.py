@@ -1,0 +1,40 @@
+"""Model functions shared by tests (importable, so subprocesses and pickling can use them)."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from estimators import EstimatorSpec, ModeKeys, optimize_loss
+
+TRACES = {"count": 0}
+
+
+def mlp_fn(features, targets, mode, params):
+    """The README's seed-style classifier."""
+    TRACES["count"] += 1
+    hidden = keras.layers.Dense(params.get("hidden", 16), activation="relu")(features)
+    logits = keras.layers.Dense(params["n_classes"])(hidden)
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(targets, tf.int32), logits))
+    train_op = optimize_loss(loss, optimizer=params.get("optimizer", "Adagrad"), learning_rate=params.get("learning_rate", 0.1))
+    return {"class": tf.argmax(logits, 1), "prob": tf.nn.softmax(logits)}, loss, train_op
+
+
+def linear_fn(features, targets):
+    """Two-argument seed signature: linear regression."""
+    pred = tf.squeeze(keras.layers.Dense(1)(features), -1)
+    loss = tf.reduce_mean(tf.square(pred - tf.cast(targets, tf.float32)))
+    return pred, loss, optimize_loss(loss, "SGD", 0.05)
+
+
+def spec_fn(features, labels, mode, params, config):
+    """tf.estimator's five-argument form, returning an EstimatorSpec."""
+    logits = keras.layers.Dense(params["n_classes"])(features)
+    probs = tf.nn.softmax(logits)
+    predictions = {"class": tf.argmax(logits, 1), "prob": probs}
+    if mode == ModeKeys.INFER:
+        return EstimatorSpec(mode, predictions=predictions)
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits))
+    train_op = optimize_loss(loss, "Adam", 0.05) if mode == ModeKeys.TRAIN else None
+    correct = tf.cast(tf.equal(tf.argmax(logits, 1), tf.cast(labels, tf.int64)), tf.float32)
+    return EstimatorSpec(mode, predictions, loss, train_op, eval_metric_ops={"my_accuracy": correct, "my_auc_like": ("accuracy", labels, predictions["class"])})
