@@ -67,8 +67,14 @@ def model_fn(features, targets, mode, params):
 
 
 def keras_mlp() -> keras.Model:
-    return keras.Sequential([keras.Input((28,)), keras.layers.Dense(256, activation="relu"),
-                             keras.layers.Dense(256, activation="relu"), keras.layers.Dense(2)])
+    return keras.Sequential(
+        [
+            keras.Input((28,)),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(2),
+        ]
+    )
 
 
 def estimator_fit(est, x, y):
@@ -83,9 +89,12 @@ def estimator_fit(est, x, y):
 
 def keras_fit(x, y, spe: int):
     model = keras_mlp()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  steps_per_execution=spe, jit_compile=False)  # no XLA, like the Estimator (and "auto" on CPU)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        steps_per_execution=spe,
+        jit_compile=False,
+    )  # no XLA, like the Estimator (and "auto" on CPU)
 
     def run() -> int:
         model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=True)
@@ -192,9 +201,14 @@ def machine_info() -> dict:
     models = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
     git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.rstrip()  # noqa: E731
     return {
-        "cpu_count": os.cpu_count(), "cpu_model": models[0] if models else platform.processor(),
-        "python": platform.python_version(), "platform": platform.platform(), "tensorflow": tf.__version__,
-        "keras": keras.__version__, "numpy": np.__version__, "gpus": len(tf.config.list_physical_devices("GPU")),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": models[0] if models else platform.processor(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "gpus": len(tf.config.list_physical_devices("GPU")),
         "git_commit": git("rev-parse", "--short", "HEAD"),
         "git_dirty_sources": git("status", "--porcelain", "estimators", "feeders").splitlines(),
         "loadavg_start": os.getloadavg(),
@@ -211,8 +225,10 @@ def main() -> None:
     pf_calls, pred_calls = (50, 20) if args.quick else (300, 200)
     info = machine_info()
     dirty = " (sources modified)" if info["git_dirty_sources"] else ""
-    print(f"machine: {info['cpu_count']} CPUs ({info['cpu_model']}), Python {info['python']}, TF {info['tensorflow']}, "
-          f"Keras {info['keras']}, git {info['git_commit']}{dirty}, load {info['loadavg_start'][0]:.2f}")
+    print(
+        f"machine: {info['cpu_count']} CPUs ({info['cpu_model']}), Python {info['python']}, TF {info['tensorflow']}, "
+        f"Keras {info['keras']}, git {info['git_commit']}{dirty}, load {info['loadavg_start'][0]:.2f}"
+    )
 
     x, y = make_classification(n_rows, n_features=28, n_informative=20, random_state=0)
     x, y = x.astype(np.float32), y.astype(np.int32)
@@ -222,15 +238,27 @@ def main() -> None:
         est = Estimator(model_fn, model_dir=model_dir, config=RunConfig(tf_random_seed=0, log_step_count_steps=0))
         hand = HandModel()
         print(f"training: warm-up, then {rounds} ABBA rounds of {n_rows // BATCH} steps x {BATCH} rows (examples/s)")
-        fit, warm = abba({"estimator": estimator_fit(est, x, y), "keras_spe1": keras_fit(x, y, 1),
-                          "keras_spe32": keras_fit(x, y, 32), "hand_loop": hand.fit_loop(x, y)}, rounds)
+        fit, warm = abba(
+            {
+                "estimator": estimator_fit(est, x, y),
+                "keras_spe1": keras_fit(x, y, 1),
+                "keras_spe32": keras_fit(x, y, 32),
+                "hand_loop": hand.fit_loop(x, y),
+            },
+            rounds,
+        )
         print("warm-up s: " + ", ".join(f"{k} {v:.2f}" for k, v in warm.items()))
         print(f"partial_fit: {pf_calls} calls per round (calls/s)")
-        pf, _ = abba({"estimator": repeat_calls(lambda: est.partial_fit(xb, yb, steps=1), pf_calls),
-                      "tf_function_step": repeat_calls(lambda: float(hand.train_step(xb, yb)), pf_calls)},
-                     max(rounds, 3))
-        pred = interleaved_latency_ms({"estimator": lambda: est.predict(x1),
-                                       "tf_function_forward": lambda: hand.predict(x1).numpy()}, pred_calls)
+        pf, _ = abba(
+            {
+                "estimator": repeat_calls(lambda: est.partial_fit(xb, yb, steps=1), pf_calls),
+                "tf_function_step": repeat_calls(lambda: float(hand.train_step(xb, yb)), pf_calls),
+            },
+            max(rounds, 3),
+        )
+        pred = interleaved_latency_ms(
+            {"estimator": lambda: est.predict(x1), "tf_function_forward": lambda: hand.predict(x1).numpy()}, pred_calls
+        )
 
     med = lambda d: {k: statistics.median(v) for k, v in d.items()}  # noqa: E731
     fit_med, pf_med, pred_med = med(fit), med(pf), med(pred)
@@ -241,29 +269,58 @@ def main() -> None:
         print(f"{k:<18}{v:>12,.0f}{BATCH / v * 1e3:>10.3f}{v / fit_med[best]:>16.3f}")
     checks = [  # (what, measured, reference text, met)
         (f"fit: estimator / {best}", f"{ratio:.3f}", f">= {TARGETS['fit_ratio']}", ratio >= TARGETS["fit_ratio"]),
-        ("partial_fit(256 rows, steps=1) calls/s", f"{pf_med['estimator']:,.0f}",
-         f">= {TARGETS['partial_fit_calls_per_s']:.0f}; bare tf.function step {pf_med['tf_function_step']:,.0f}",
-         pf_med["estimator"] >= TARGETS["partial_fit_calls_per_s"]),
-        ("predict(X[:1]) ms, median", f"{pred_med['estimator']:.3f}",
-         f"<= {TARGETS['predict_1row_ms']}; bare tf.function forward {pred_med['tf_function_forward']:.3f}",
-         pred_med["estimator"] <= TARGETS["predict_1row_ms"]),
+        (
+            "partial_fit(256 rows, steps=1) calls/s",
+            f"{pf_med['estimator']:,.0f}",
+            f">= {TARGETS['partial_fit_calls_per_s']:.0f}; bare tf.function step {pf_med['tf_function_step']:,.0f}",
+            pf_med["estimator"] >= TARGETS["partial_fit_calls_per_s"],
+        ),
+        (
+            "predict(X[:1]) ms, median",
+            f"{pred_med['estimator']:.3f}",
+            f"<= {TARGETS['predict_1row_ms']}; bare tf.function forward {pred_med['tf_function_forward']:.3f}",
+            pred_med["estimator"] <= TARGETS["predict_1row_ms"],
+        ),
     ]
     print()
     for what, value, ref, met in checks:
         print(f"{what:<40}{value:>9}  {'met   ' if met else 'MISSED'}  (target {ref})")
 
     result = {
-        "workload": {"n_rows": n_rows, "n_features": 28, "batch_size": BATCH, "steps_per_round": n_rows // BATCH,
-                     "model": "MLP 28-256-256-2 relu, Adam 1e-3, sparse softmax CE from logits"},
-        "method": {"rounds": rounds, "order": "ABBA", "statistic": "median over rounds",
-                   "warmup": "one untimed round per variant; predict: 20 calls each"},
+        "workload": {
+            "n_rows": n_rows,
+            "n_features": 28,
+            "batch_size": BATCH,
+            "steps_per_round": n_rows // BATCH,
+            "model": "MLP 28-256-256-2 relu, Adam 1e-3, sparse softmax CE from logits",
+        },
+        "method": {
+            "rounds": rounds,
+            "order": "ABBA",
+            "statistic": "median over rounds",
+            "warmup": "one untimed round per variant; predict: 20 calls each",
+        },
         "machine": {**info, "loadavg_end": os.getloadavg()},
-        "fit": {"examples_per_s_median": fit_med, "examples_per_s_rounds": fit, "warmup_s": warm,
-                "ratio": ratio, "ratio_vs": best, "target": TARGETS["fit_ratio"]},
-        "partial_fit": {"calls_per_s_median": pf_med, "calls_per_s_rounds": pf, "calls_per_round": pf_calls,
-                        "target": TARGETS["partial_fit_calls_per_s"]},
-        "predict_1row_ms": {"median": pred_med, "p90": {k: float(np.percentile(v, 90)) for k, v in pred.items()},
-                            "calls": pred_calls, "target": TARGETS["predict_1row_ms"]},
+        "fit": {
+            "examples_per_s_median": fit_med,
+            "examples_per_s_rounds": fit,
+            "warmup_s": warm,
+            "ratio": ratio,
+            "ratio_vs": best,
+            "target": TARGETS["fit_ratio"],
+        },
+        "partial_fit": {
+            "calls_per_s_median": pf_med,
+            "calls_per_s_rounds": pf,
+            "calls_per_round": pf_calls,
+            "target": TARGETS["partial_fit_calls_per_s"],
+        },
+        "predict_1row_ms": {
+            "median": pred_med,
+            "p90": {k: float(np.percentile(v, 90)) for k, v in pred.items()},
+            "calls": pred_calls,
+            "target": TARGETS["predict_1row_ms"],
+        },
     }
     out = args.out or ROOT / "benchmarks" / "results" / ("estimator-quick.json" if args.quick else "estimator.json")
     out.parent.mkdir(parents=True, exist_ok=True)

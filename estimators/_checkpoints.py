@@ -75,7 +75,13 @@ class CheckpointStore:
             needs every worker to take part in a save).
     """
 
-    def __init__(self, model_dir: str, keep_checkpoint_max: int | None, keep_checkpoint_every_n_hours: float, is_chief: bool = True) -> None:
+    def __init__(
+        self,
+        model_dir: str,
+        keep_checkpoint_max: int | None,
+        keep_checkpoint_every_n_hours: float,
+        is_chief: bool = True,
+    ) -> None:
         self.model_dir = model_dir
         self.max_to_keep = keep_checkpoint_max or None
         self.keep_every_n_hours = keep_checkpoint_every_n_hours
@@ -107,7 +113,13 @@ class CheckpointStore:
                 logger.warning("Checkpoint %s cannot be read (%s); falling back to the previous one.", path, exc)
         return None
 
-    def save(self, global_step: tf.Variable, model_vars: Mapping[str, tf.Variable], optimizer_vars: Mapping[str, tf.Variable], step: int) -> str:
+    def save(
+        self,
+        global_step: tf.Variable,
+        model_vars: Mapping[str, tf.Variable],
+        optimizer_vars: Mapping[str, tf.Variable],
+        step: int,
+    ) -> str:
         """Write a checkpoint numbered `step`; returns its path."""
         tracked = (id(global_step), *map(id, model_vars.values()), *map(id, optimizer_vars.values()))
         if self._manager is None or tracked != self._tracked:
@@ -138,7 +150,9 @@ def _group_optimizer_vars(optimizer_vars: Mapping[str, tf.Variable]) -> dict[str
     return groups
 
 
-def restore_variables(path: str, variables: Mapping[str, tf.Variable], model_dir: str, strict: bool = True) -> list[str]:
+def restore_variables(
+    path: str, variables: Mapping[str, tf.Variable], model_dir: str, strict: bool = True
+) -> list[str]:
     """Assign each variable its value from checkpoint `path`; returns the names that were not found.
 
     Names are those of `list_checkpoint_variables`: `dense/kernel` for model variables,
@@ -178,7 +192,8 @@ def restore_variables(path: str, variables: Mapping[str, tf.Variable], model_dir
     if opt_missing and values:
         logger.warning(
             "Checkpoint %s has no state for %d optimizer variable(s) (the optimizer changed?); they start fresh.",
-            path, len(opt_missing),
+            path,
+            len(opt_missing),
         )
     return missing
 

@@ -64,11 +64,13 @@ class VariableStore:
         if var is not None:
             shape = kwargs.get("shape")
             if shape is not None and not tf.TensorShape(shape).is_compatible_with(var.shape):
-                raise_clean(ValueError(
-                    f"model_fn created variable {name!r} with shape {tf.TensorShape(shape)} in this call, but "
-                    f"{var.shape} in an earlier one. A model_fn must create the same variables, in the same "
-                    "order, in every mode."
-                ))
+                raise_clean(
+                    ValueError(
+                        f"model_fn created variable {name!r} with shape {tf.TensorShape(shape)} in this call, but "
+                        f"{var.shape} in an earlier one. A model_fn must create the same variables, in the same "
+                        "order, in every mode."
+                    )
+                )
             return var
         kwargs["initial_value"] = _liftable_initial_value(kwargs.get("initial_value"), name)
         with tf.init_scope(), passthrough():
@@ -147,11 +149,13 @@ def _liftable_initial_value(value: Any, name: str) -> Any:
     static = tf.get_static_value(value)
     if static is not None:
         return static
-    raise_clean(ValueError(
-        f"Variable {name!r} is initialised from a tensor computed inside model_fn, which cannot be "
-        "evaluated when the variable is created. Pass a callable initial value, e.g. "
-        "tf.Variable(lambda: tf.random.normal([3, 2])), or use a Keras layer or initializer."
-    ))
+    raise_clean(
+        ValueError(
+            f"Variable {name!r} is initialised from a tensor computed inside model_fn, which cannot be "
+            "evaluated when the variable is created. Pass a callable initial value, e.g. "
+            "tf.Variable(lambda: tf.random.normal([3, 2])), or use a Keras layer or initializer."
+        )
+    )
 
 
 @contextlib.contextmanager

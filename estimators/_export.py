@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("skflow")
 
 
-def export_saved_model(est: Estimator, export_dir_base: str, checkpoint_path: str | None = None, as_text: bool = False) -> str:
+def export_saved_model(
+    est: Estimator, export_dir_base: str, checkpoint_path: str | None = None, as_text: bool = False
+) -> str:
     """Write `export_dir_base/<unix timestamp>/`, atomically (a temp dir renamed when complete).
 
     The model is rebuilt in a separate runtime (no distribution wrappers, no optimizer state) from the

@@ -63,8 +63,13 @@ class Runtime:
         self.optimizer_vars: dict[str, tf.Variable] = {}
         self._new_optimizer_names: list[str] = []
         with self.strategy.scope(), passthrough():
-            self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
-                                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self.global_step = tf.Variable(
+                0,
+                dtype=tf.int64,
+                trainable=False,
+                name="global_step",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
         self.traced: set[Any] = set()  # compiled functions already traced (their variables exist)
         self.step = 0  # Python mirror of global_step, kept in sync by the loops
         self._train_fns: dict[bool, Any] = {}
@@ -167,7 +172,9 @@ class Runtime:
         return self._infer_fn
 
     # ---------------------------------------------------------------- evaluation
-    def eval_fn(self, key: Any, metric_specs: Mapping[str, MetricSpec]) -> tuple[Any, dict[str, StreamingMetric], dict[str, StreamingMetric]]:
+    def eval_fn(
+        self, key: Any, metric_specs: Mapping[str, MetricSpec]
+    ) -> tuple[Any, dict[str, StreamingMetric], dict[str, StreamingMetric]]:
         """`fn(iterator, n) -> batches_done`; updates the returned metrics (and a loss mean)."""
         cached = self._eval_fns.get(key)
         if cached is not None:

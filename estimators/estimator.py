@@ -286,7 +286,11 @@ class Estimator:
             ValueError: features incompatible with those the model was fitted on.
         """
         if (x is None) == (input_fn is None):
-            raise ValueError("Either x or input_fn must be provided, not both." if x is not None else "Either x or input_fn must be provided.")
+            raise ValueError(
+                "Either x or input_fn must be provided, not both."
+                if x is not None
+                else "Either x or input_fn must be provided."
+            )
         if batch_size is not None:
             _check_positive("batch_size", batch_size)
         self._ready_runtime("predict")
@@ -327,7 +331,9 @@ class Estimator:
         rt = self._ready_runtime("save_checkpoint")
         return self._save(rt, force=True)
 
-    def export_saved_model(self, export_dir_base: str | os.PathLike, checkpoint_path: str | None = None, as_text: bool = False) -> str:
+    def export_saved_model(
+        self, export_dir_base: str | os.PathLike, checkpoint_path: str | None = None, as_text: bool = False
+    ) -> str:
         """Export a TF SavedModel under export_dir_base/<timestamp>; its `serving_default` signature
         returns the same outputs as `predict()`.
 
@@ -357,9 +363,15 @@ class Estimator:
         self._record_signatures(features_sig, targets_sig, "fit")
         return self._cast_dataset(dataset, features_sig, targets_sig), finite
 
-    def _eval_dataset(self, x: Any, y: Any, input_fn: Any, batch_size: int | None, steps: int | None) -> tf.data.Dataset:
+    def _eval_dataset(
+        self, x: Any, y: Any, input_fn: Any, batch_size: int | None, steps: int | None
+    ) -> tf.data.Dataset:
         if (x is None) == (input_fn is None):
-            raise ValueError("Either x or input_fn must be provided, not both." if x is not None else "Either x or input_fn must be provided.")
+            raise ValueError(
+                "Either x or input_fn must be provided, not both."
+                if x is not None
+                else "Either x or input_fn must be provided."
+            )
         if input_fn is not None:
             dataset, finite = _call_input_fn(input_fn, repeat=False)
             if not finite and steps is None:
@@ -409,16 +421,21 @@ class Estimator:
             self._features_info, self._targets_info = features_sig, targets_sig
             self._has_targets = targets_sig is not None
             if self._config.is_chief:
-                ckpt.write_meta(self._model_dir, {
-                    "format": 1,
-                    "features": signature_to_json(features_sig),
-                    "targets": signature_to_json(targets_sig),
-                    "model_fn": _qualname(self._model_fn),
-                })
+                ckpt.write_meta(
+                    self._model_dir,
+                    {
+                        "format": 1,
+                        "features": signature_to_json(features_sig),
+                        "targets": signature_to_json(targets_sig),
+                        "model_fn": _qualname(self._model_fn),
+                    },
+                )
             return
         self._check_known_signatures(features_sig, targets_sig, where)
 
-    def _check_known_signatures(self, features_sig: Signatures, targets_sig: Signatures, where: str, check_targets: bool = True) -> None:
+    def _check_known_signatures(
+        self, features_sig: Signatures, targets_sig: Signatures, where: str, check_targets: bool = True
+    ) -> None:
         self._load_signatures()
         if self._features_info is None:
             if where == "fit":
@@ -449,10 +466,16 @@ class Estimator:
         features = self._cast_features(features)
         if targets is not None and self._targets_info is not None:
             sig = self._targets_info
-            targets = {k: _cast(v, sig[k]) for k, v in targets.items()} if isinstance(targets, Mapping) else _cast(targets, sig)
+            targets = (
+                {k: _cast(v, sig[k]) for k, v in targets.items()}
+                if isinstance(targets, Mapping)
+                else _cast(targets, sig)
+            )
         return features, targets
 
-    def _cast_dataset(self, dataset: tf.data.Dataset, features_sig: Signatures, targets_sig: Signatures) -> tf.data.Dataset:
+    def _cast_dataset(
+        self, dataset: tf.data.Dataset, features_sig: Signatures, targets_sig: Signatures
+    ) -> tf.data.Dataset:
         if features_sig == self._features_info and (targets_sig is None or targets_sig == self._targets_info):
             return dataset
         return dataset.map(lambda *e: self._cast_inputs(*split_element(e if len(e) > 1 else e[0])))
@@ -512,7 +535,8 @@ class Estimator:
         missing = ckpt.restore_variables(path, model_vars, source, strict=False)
         logger.info(
             "Warm-started %d variable(s) from %s%s.",
-            len(model_vars) - len(missing), path,
+            len(model_vars) - len(missing),
+            path,
             f"; {len(missing)} not in it start fresh: {missing[:5]}" if missing else "",
         )
 
@@ -531,11 +555,21 @@ class Estimator:
         return path
 
     # ------------------------------------------------------------------ training loop
-    def _train(self, dataset: tf.data.Dataset, finite: bool, steps: int | None, max_steps: int | None, monitors: Any, partial: bool = False) -> None:
+    def _train(
+        self,
+        dataset: tf.data.Dataset,
+        finite: bool,
+        steps: int | None,
+        max_steps: int | None,
+        monitors: Any,
+        partial: bool = False,
+    ) -> None:
         rt = self._ensure_runtime()
         start = rt.step
         if max_steps is not None and start >= max_steps:
-            logger.info("Skipping training since max_steps=%d has already been reached (global step %d).", max_steps, start)
+            logger.info(
+                "Skipping training since max_steps=%d has already been reached (global step %d).", max_steps, start
+            )
             return
         target = start + steps if steps is not None else max_steps
         strategy = rt.strategy
@@ -574,12 +608,23 @@ class Estimator:
 
         self._run_loop(rt, run, rt.step + steps, monitors, partial=True)
 
-    def _run_loop(self, rt: Runtime, run: Callable[[int], tuple[Any, int]], target: int | None, monitors: Any, partial: bool = False) -> None:
+    def _run_loop(
+        self,
+        rt: Runtime,
+        run: Callable[[int], tuple[Any, int]],
+        target: int | None,
+        monitors: Any,
+        partial: bool = False,
+    ) -> None:
         """Run training steps until `target` (None: until the input ends), calling monitors and saving
         checkpoints on the RunConfig schedule. `partial` (partial_fit): no default monitors and no save
         at the end, so that many small calls stay cheap."""
         config = self._config
-        defaults = [LossLogger(config.log_step_count_steps)] if config.log_step_count_steps and config.verbose and not partial else []
+        defaults = (
+            [LossLogger(config.log_step_count_steps)]
+            if config.log_step_count_steps and config.verbose and not partial
+            else []
+        )
         mlist = MonitorList([*defaults, *(monitors or [])], estimator=self, is_chief=config.is_chief)
         save_steps, save_secs = config.save_checkpoints_steps, config.save_checkpoints_secs
         last_save_time = time.monotonic()
@@ -606,7 +651,9 @@ class Estimator:
                 stop = False
                 if hooked:
                     stop = mlist.step_end(rt.step, {"loss": float(loss), "global_step": rt.step}, hooked)
-                if (save_steps and rt.step % save_steps == 0) or (save_secs and time.monotonic() - last_save_time >= save_secs):
+                if (save_steps and rt.step % save_steps == 0) or (
+                    save_secs and time.monotonic() - last_save_time >= save_secs
+                ):
                     self._save(rt)
                     last_save_time = time.monotonic()
                 if stop:
@@ -646,7 +693,9 @@ def _check_positive(name: str, value: Any) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected a positive integer.")
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected a positive integer."
+        )
 
 
 def _call_input_fn(input_fn: Callable[[], Any], repeat: bool) -> tuple[tf.data.Dataset, bool]:
@@ -692,8 +741,9 @@ def _sig(value: Any) -> Signatures:
 
 
 def _validate_y(y: Any, n: int) -> Any:
-    from feeders.numpy_feeder import validate_targets
     from sklearn.utils.validation import check_consistent_length
+
+    from feeders.numpy_feeder import validate_targets
 
     targets = validate_targets(y)
     leaves = list(targets.values()) if isinstance(targets, Mapping) else [targets]
@@ -724,7 +774,9 @@ def _select_outputs(predictions: Any, outputs: list[str] | None) -> Any:
     if outputs is None:
         return predictions
     if not isinstance(predictions, dict):
-        raise ValueError(f"outputs={outputs!r} selects keys of a predictions dict, but model_fn returns a single tensor.")
+        raise ValueError(
+            f"outputs={outputs!r} selects keys of a predictions dict, but model_fn returns a single tensor."
+        )
     unknown = [k for k in outputs if k not in predictions]
     if unknown:
         raise ValueError(f"outputs {unknown} are not among the prediction keys {sorted(predictions)}.")

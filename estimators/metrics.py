@@ -154,12 +154,24 @@ def _named_metric(name: str, y_true: Any, y_pred: Any) -> tuple[keras.metrics.Me
     if name in ("mse", "rmse"):
         return keras.metrics.Mean(name=name), lambda t, p: (
             None,
-            tf.reduce_mean(tf.reshape(tf.square(tf.cast(_squeeze_last(p), tf.float32) - tf.cast(_squeeze_last(t), tf.float32)), [tf.shape(p)[0], -1]), -1),
+            tf.reduce_mean(
+                tf.reshape(
+                    tf.square(tf.cast(_squeeze_last(p), tf.float32) - tf.cast(_squeeze_last(t), tf.float32)),
+                    [tf.shape(p)[0], -1],
+                ),
+                -1,
+            ),
         )
     if name == "mae":
         return keras.metrics.Mean(name=name), lambda t, p: (
             None,
-            tf.reduce_mean(tf.reshape(tf.abs(tf.cast(_squeeze_last(p), tf.float32) - tf.cast(_squeeze_last(t), tf.float32)), [tf.shape(p)[0], -1]), -1),
+            tf.reduce_mean(
+                tf.reshape(
+                    tf.abs(tf.cast(_squeeze_last(p), tf.float32) - tf.cast(_squeeze_last(t), tf.float32)),
+                    [tf.shape(p)[0], -1],
+                ),
+                -1,
+            ),
         )
     if name == "auc":
         k = y_pred.shape[-1] if y_pred.shape.rank == 2 else None
@@ -194,7 +206,11 @@ def resolve_metrics(metrics: Any) -> dict[str, MetricSpec]:
     """
     if metrics is None:
         return {}
-    if isinstance(metrics, (str, MetricSpec, keras.metrics.Metric)) or callable(metrics) and not isinstance(metrics, Mapping):
+    if (
+        isinstance(metrics, (str, MetricSpec, keras.metrics.Metric))
+        or callable(metrics)
+        and not isinstance(metrics, Mapping)
+    ):
         metrics = [metrics]
     out: dict[str, MetricSpec] = {}
     if isinstance(metrics, Mapping):

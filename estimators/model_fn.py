@@ -61,7 +61,7 @@ def model_fn_args(fn: Callable[..., Any]) -> tuple[str, ...]:
         bound = set(fn.keywords or {})
         names = model_fn_args(fn.func)[len(fn.args) :]
         return tuple(n for n in names if n not in bound)
-    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else getattr(fn, "__call__", fn)
+    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn).__call__.__get__(fn)
     try:
         sig = inspect.signature(target)
     except (TypeError, ValueError) as exc:
@@ -69,7 +69,8 @@ def model_fn_args(fn: Callable[..., Any]) -> tuple[str, ...]:
     return tuple(
         p.name
         for p in sig.parameters.values()
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_ONLY)
+        if p.kind
+        in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_ONLY)
     )
 
 
@@ -108,7 +109,14 @@ def call_model_fn(
     config: Any,
 ) -> Any:
     """Call `model_fn`, passing each argument it names; positional names beyond ours get positions."""
-    values = {"features": features, "targets": targets, "labels": targets, "mode": mode, "params": params, "config": config}
+    values = {
+        "features": features,
+        "targets": targets,
+        "labels": targets,
+        "mode": mode,
+        "params": params,
+        "config": config,
+    }
     known = [a for a in args if a in _INJECTABLE]
     unknown = [a for a in args if a not in _INJECTABLE]
     if not known:
@@ -143,7 +151,11 @@ def _normalize_output(output: Any, mode: str) -> EstimatorSpec:
     elif isinstance(output, (tuple, list)) and len(output) == 3:
         spec = EstimatorSpec(mode, *output)
     else:
-        got = f"a {type(output).__name__} of length {len(output)}" if isinstance(output, (tuple, list)) else repr(type(output).__name__)
+        got = (
+            f"a {type(output).__name__} of length {len(output)}"
+            if isinstance(output, (tuple, list))
+            else repr(type(output).__name__)
+        )
         raise ValueError(
             f"model_fn must return (predictions, loss, train_op) or an EstimatorSpec; in mode '{mode}' it returned {got}."
         )

@@ -98,10 +98,12 @@ def optimize_loss(
     grads = tf.gradients(scaled, var_list)
     pairs = [(g, v) for g, v in zip(grads, var_list, strict=True) if g is not None]
     if not pairs:
-        raise_clean(ValueError(
-            "No gradients: the loss does not depend on any trainable variable of the model_fn "
-            f"({[v.name for v in var_list]})."
-        ))
+        raise_clean(
+            ValueError(
+                "No gradients: the loss does not depend on any trainable variable of the model_fn "
+                f"({[v.name for v in var_list]})."
+            )
+        )
     if gradient_multipliers:
         names = {id(v): n for n, v in runtime.store.variables.items()}
         pairs = [(g * gradient_multipliers.get(names.get(id(v), ""), 1.0), v) for g, v in pairs]
@@ -138,7 +140,9 @@ def _make_optimizer(optimizer: Any, learning_rate: Any, decay_fn: Any, global_st
                 f"learning_rate is required with optimizer={optimizer!r}; pass a float or a LearningRateSchedule."
             )
         if isinstance(learning_rate, numbers.Real) and learning_rate <= 0:
-            raise ValueError(f"Invalid value for argument `learning_rate`. Received: learning_rate={learning_rate}. Expected a positive number.")
+            raise ValueError(
+                f"Invalid value for argument `learning_rate`. Received: learning_rate={learning_rate}. Expected a positive number."
+            )
         return factory(learning_rate=learning_rate)
     opt = factory()
     if not isinstance(opt, keras.optimizers.Optimizer):

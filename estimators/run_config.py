@@ -51,9 +51,7 @@ class ClusterConfig:
         self.task_id = int(task.get("index", 0))
         jobs = set(cluster)
         if cluster and self.task_type not in jobs and self.task_type != TaskType.EVALUATOR:
-            raise ValueError(
-                f"TF_CONFIG task type {self.task_type!r} is not a job of its cluster {sorted(jobs)}."
-            )
+            raise ValueError(f"TF_CONFIG task type {self.task_type!r} is not a job of its cluster {sorted(jobs)}.")
         if cluster and self.task_type in jobs and self.task_id >= len(cluster[self.task_type]):
             raise ValueError(
                 f"TF_CONFIG task index {self.task_id} is out of range for job {self.task_type!r} "
@@ -73,7 +71,9 @@ class ClusterConfig:
             self.master = ""
         self.evaluation_master = evaluation_master or ""
         self.num_ps_replicas = len(cluster.get(TaskType.PS, []))
-        self.num_worker_replicas = sum(len(cluster.get(j, [])) for j in (TaskType.CHIEF, TaskType.MASTER, TaskType.WORKER)) or 1
+        self.num_worker_replicas = (
+            sum(len(cluster.get(j, [])) for j in (TaskType.CHIEF, TaskType.MASTER, TaskType.WORKER)) or 1
+        )
 
 
 _USE_DEFAULT = object()
@@ -138,7 +138,9 @@ class RunConfig(ClusterConfig):
             if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
                 raise ValueError(f"`{name}` must be a tf.distribute.Strategy; received {type(strategy).__name__}.")
         if tf_random_seed is not None and not isinstance(tf_random_seed, numbers.Integral):
-            raise ValueError(f"Invalid value for argument `tf_random_seed`. Received: tf_random_seed={tf_random_seed!r}. Expected an integer or None.")
+            raise ValueError(
+                f"Invalid value for argument `tf_random_seed`. Received: tf_random_seed={tf_random_seed!r}. Expected an integer or None."
+            )
         self.tf_random_seed = tf_random_seed
         self.save_checkpoints_steps = save_checkpoints_steps
         self.save_checkpoints_secs = save_checkpoints_secs
@@ -186,4 +188,6 @@ def _positive(name: str, value: Any, allow_none: bool = False, allow_zero: bool 
     ok = isinstance(value, kind) and not isinstance(value, bool) and (value > 0 or (allow_zero and value == 0))
     if not ok:
         expected = "a positive number" if real else ("a non-negative integer" if allow_zero else "a positive integer")
-        raise ValueError(f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected {expected}{' or None' if allow_none else ''}.")
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected {expected}{' or None' if allow_none else ''}."
+        )

@@ -109,9 +109,7 @@ def validate_targets(y: Any, n_samples: int | None = None, name: str = "y") -> n
             )
     if array.ndim == 0:
         raise ValueError(f"{name} must be an array of shape (n_samples,) or (n_samples, n_outputs); got a scalar.")
-    array = check_array(
-        array, dtype="numeric", ensure_2d=False, allow_nd=True, input_name=name, estimator=None
-    )
+    array = check_array(array, dtype="numeric", ensure_2d=False, allow_nd=True, input_name=name, estimator=None)
     return _as_float32(np.ascontiguousarray(array))
 
 
@@ -147,7 +145,9 @@ class DataFeeder:
             check_consistent_length(*_leaves(self.x)[:1], *_leaves(self.y))
         self.batch_size = _check_batch_size(batch_size)
         if epochs is not None and (not isinstance(epochs, numbers.Integral) or epochs < 1):
-            raise ValueError(f"Invalid value for argument `epochs`. Received: epochs={epochs!r}. Expected None or a positive integer.")
+            raise ValueError(
+                f"Invalid value for argument `epochs`. Received: epochs={epochs!r}. Expected None or a positive integer."
+            )
         self.shuffle = bool(shuffle)
         self.epochs = epochs
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))

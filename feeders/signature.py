@@ -150,8 +150,7 @@ def signature_from_json(data: Any) -> Signatures:
 def _width_message(what: str, expected: TensorSignature, received: TensorSignature, owner: str) -> str | None:
     if len(expected.shape) == 1 and len(received.shape) == 1 and expected.dtype == received.dtype:
         return (
-            f"{what} has {received.shape[0]} features, but {owner} is expecting "
-            f"{expected.shape[0]} features as input."
+            f"{what} has {received.shape[0]} features, but {owner} is expecting {expected.shape[0]} features as input."
         )
     return None
 

@@ -16,7 +16,9 @@ def mlp_fn(features, targets, mode, params):
     hidden = keras.layers.Dense(params.get("hidden", 16), activation="relu")(features)
     logits = keras.layers.Dense(params["n_classes"])(hidden)
     loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(targets, tf.int32), logits))
-    train_op = optimize_loss(loss, optimizer=params.get("optimizer", "Adagrad"), learning_rate=params.get("learning_rate", 0.1))
+    train_op = optimize_loss(
+        loss, optimizer=params.get("optimizer", "Adagrad"), learning_rate=params.get("learning_rate", 0.1)
+    )
     return {"class": tf.argmax(logits, 1), "prob": tf.nn.softmax(logits)}, loss, train_op
 
 
@@ -37,4 +39,10 @@ def spec_fn(features, labels, mode, params, config):
     loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits))
     train_op = optimize_loss(loss, "Adam", 0.05) if mode == ModeKeys.TRAIN else None
     correct = tf.cast(tf.equal(tf.argmax(logits, 1), tf.cast(labels, tf.int64)), tf.float32)
-    return EstimatorSpec(mode, predictions, loss, train_op, eval_metric_ops={"my_accuracy": correct, "my_auc_like": ("accuracy", labels, predictions["class"])})
+    return EstimatorSpec(
+        mode,
+        predictions,
+        loss,
+        train_op,
+        eval_metric_ops={"my_accuracy": correct, "my_auc_like": ("accuracy", labels, predictions["class"])},
+    )

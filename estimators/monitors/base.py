@@ -82,7 +82,9 @@ class EveryN(BaseMonitor):
     def __init__(self, every_n_steps: int = 100, first_n_steps: int = 1) -> None:
         super().__init__()
         if every_n_steps < 1:
-            raise ValueError(f"Invalid value for argument `every_n_steps`. Received: every_n_steps={every_n_steps}. Expected a positive integer.")
+            raise ValueError(
+                f"Invalid value for argument `every_n_steps`. Received: every_n_steps={every_n_steps}. Expected a positive integer."
+            )
         self.every_n_steps = int(every_n_steps)
         self.first_n_steps = int(first_n_steps)
 

@@ -51,7 +51,9 @@ def test_evaluate_accepts_keras_metrics_functions_and_metric_specs(trained, iris
         y,
         metrics={
             "keras_acc": MetricSpec(keras.metrics.SparseCategoricalAccuracy(), prediction_key="prob"),
-            "by_fn": MetricSpec(lambda t, p: tf.cast(tf.equal(tf.cast(t, tf.int64), p), tf.float32), prediction_key="class"),
+            "by_fn": MetricSpec(
+                lambda t, p: tf.cast(tf.equal(tf.cast(t, tf.int64), p), tf.float32), prediction_key="class"
+            ),
             "acc": "accuracy",
         },
     )

@@ -31,7 +31,11 @@ def test_exported_saved_model_serves_the_same_outputs_as_predict(model_dir, tmp_
 def test_export_of_a_single_tensor_model_and_from_a_checkpoint_path(model_dir, tmp_path):
     x = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
     y = x.sum(1)
-    est = Estimator(linear_fn, model_dir=model_dir, config=RunConfig(tf_random_seed=0, log_step_count_steps=0, save_checkpoints_steps=10))
+    est = Estimator(
+        linear_fn,
+        model_dir=model_dir,
+        config=RunConfig(tf_random_seed=0, log_step_count_steps=0, save_checkpoints_steps=10),
+    )
     est.fit(x, y, steps=20)
     old = est._checkpoints.all_checkpoints()[0]
     assert old.endswith("-10")

@@ -15,7 +15,9 @@ PARAMS = {"n_classes": 3}
 
 
 def _est(model_dir, **config):
-    return Estimator(mlp_fn, model_dir=model_dir, params=PARAMS, config=RunConfig(tf_random_seed=0, log_step_count_steps=0, **config))
+    return Estimator(
+        mlp_fn, model_dir=model_dir, params=PARAMS, config=RunConfig(tf_random_seed=0, log_step_count_steps=0, **config)
+    )
 
 
 def test_fit_twice_with_steps_trains_200_steps(model_dir, iris):
@@ -61,7 +63,9 @@ def test_x_and_input_fn_are_exclusive(model_dir, iris):
 def test_input_fn_may_return_a_dataset_or_a_tensor_pair(model_dir, iris):
     x, y = iris
     est = _est(model_dir)
-    est.fit(input_fn=lambda: tf.data.Dataset.from_tensor_slices((x, y)).shuffle(150, seed=0).batch(16).repeat(), steps=20)
+    est.fit(
+        input_fn=lambda: tf.data.Dataset.from_tensor_slices((x, y)).shuffle(150, seed=0).batch(16).repeat(), steps=20
+    )
     est.fit(input_fn=lambda: (tf.constant(x), tf.constant(y)), steps=20)
     assert est.evaluate(input_fn=lambda: tf.data.Dataset.from_tensor_slices((x, y)).batch(50))["global_step"] == 40
 
@@ -85,7 +89,9 @@ def test_dict_features_feed_multi_input_model_fns(model_dir, iris):
 
     x, y = iris
     feats = {"a": x[:, :2], "b": x[:, 2:]}
-    est = Estimator(fn, model_dir=model_dir, config=RunConfig(tf_random_seed=0, log_step_count_steps=0)).fit(feats, y, steps=200)
+    est = Estimator(fn, model_dir=model_dir, config=RunConfig(tf_random_seed=0, log_step_count_steps=0)).fit(
+        feats, y, steps=200
+    )
     assert est.evaluate(feats, y, metrics=["accuracy"])["accuracy"] > 0.8
     assert est.predict(feats).shape == (150,)
     with pytest.raises(ValueError, match=r"missing \['b'\]"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimators import Estimator, EstimatorSpec, ModeKeys, RunConfig, get_global_step, optimize_loss
+from estimators import Estimator, ModeKeys, RunConfig, get_global_step, optimize_loss
 from tests.helpers import linear_fn, mlp_fn, spec_fn
 
 CFG = RunConfig(tf_random_seed=0, log_step_count_steps=0)
@@ -134,7 +134,11 @@ def test_inline_layers_share_variables_across_calls_and_modes(model_dir, iris):
     est.fit(x, y, steps=50)
     names = est.get_variable_names()
     assert [n for n in names if not n.startswith("optimizer_")] == [
-        "dense/bias", "dense/kernel", "dense_1/bias", "dense_1/kernel", "global_step",
+        "dense/bias",
+        "dense/kernel",
+        "dense_1/bias",
+        "dense_1/kernel",
+        "global_step",
     ]
     first = est.predict(x)["prob"]
     est.evaluate(x, y)

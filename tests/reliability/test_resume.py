@@ -87,7 +87,10 @@ def test_orphaned_temp_files_and_a_dangling_state_entry_are_ignored(model_dir, i
     with open(os.path.join(model_dir, "checkpoint")) as f:
         state = f.read()
     with open(os.path.join(model_dir, "checkpoint"), "w") as f:
-        f.write(state.replace('model_checkpoint_path: "model.ckpt-10"', 'model_checkpoint_path: "model.ckpt-20"') + 'all_model_checkpoint_paths: "model.ckpt-20"\n')
+        f.write(
+            state.replace('model_checkpoint_path: "model.ckpt-10"', 'model_checkpoint_path: "model.ckpt-20"')
+            + 'all_model_checkpoint_paths: "model.ckpt-20"\n'
+        )
     assert _est(model_dir).evaluate(*iris)["global_step"] == 10
 
 
@@ -147,10 +150,14 @@ def test_warm_start_from_copies_matching_variables_and_starts_at_step_0(tmp_path
     source = _est(str(tmp_path / "source")).fit(*iris, steps=100)
     tiny = {**PARAMS, "learning_rate": 1e-7}  # the one step below barely moves the weights
     cfg = RunConfig(tf_random_seed=1, log_step_count_steps=0)
-    warm = Estimator(mlp_fn, model_dir=str(tmp_path / "warm"), params=tiny, config=cfg, warm_start_from=source.model_dir)
+    warm = Estimator(
+        mlp_fn, model_dir=str(tmp_path / "warm"), params=tiny, config=cfg, warm_start_from=source.model_dir
+    )
     warm.fit(*iris, steps=1)
     assert warm.get_variable_value("global_step") == 1
-    np.testing.assert_allclose(warm.get_variable_value("dense/kernel"), source.get_variable_value("dense/kernel"), atol=1e-5)
+    np.testing.assert_allclose(
+        warm.get_variable_value("dense/kernel"), source.get_variable_value("dense/kernel"), atol=1e-5
+    )
     assert warm.evaluate(*iris)["loss"] == pytest.approx(source.evaluate(*iris)["loss"], rel=1e-4)
     cold = Estimator(mlp_fn, model_dir=str(tmp_path / "cold"), params=tiny, config=cfg).fit(*iris, steps=1)
     assert cold.evaluate(*iris)["loss"] > 2 * warm.evaluate(*iris)["loss"]
