@@ -214,3 +214,24 @@ def test_optimize_loss_accepts_instances_schedules_and_clipping(model_dir):
 
     est = Estimator(fn, model_dir=model_dir, config=CFG).fit(x, y, steps=200)
     assert est.evaluate(x, y)["loss"] < 0.1
+
+
+def test_feature_engineering_fn_runs_before_model_fn_in_every_mode(model_dir):
+    x, y = _regression()
+    seen = []
+
+    def scale(features, targets):
+        seen.append(True)
+        return features * 2.0, targets
+
+    def fn(features, targets):
+        w = tf.Variable(tf.zeros([3]), name="w")
+        pred = tf.linalg.matvec(features, w)
+        loss = tf.reduce_mean(tf.square(pred - targets))
+        return pred, loss, optimize_loss(loss, keras.optimizers.SGD(learning_rate=0.05))
+
+    est = Estimator(fn, model_dir=model_dir, config=CFG, feature_engineering_fn=scale).fit(x, y, steps=300)
+    # The model saw 2x features, so it learned half the weights.
+    np.testing.assert_allclose(est.get_variable_value("w"), [0.5, -1.0, 0.25], atol=0.02)
+    np.testing.assert_allclose(est.predict(x), y, atol=0.05)
+    assert len(seen) == 2  # once per traced function: TRAIN, then INFER

@@ -167,3 +167,26 @@ def test_warm_start_from_an_empty_directory_is_an_error(tmp_path, iris):
     est = Estimator(mlp_fn, model_dir=str(tmp_path / "m"), params=PARAMS, warm_start_from=str(tmp_path))
     with pytest.raises(ValueError, match="holds no checkpoint"):
         est.fit(*iris, steps=1)
+
+
+def test_warm_start_from_a_checkpoint_path(tmp_path, iris):
+    source = _est(str(tmp_path / "source"), save_checkpoints_steps=10).fit(*iris, steps=20)
+    first = source._checkpoints.all_checkpoints()[0]
+    tiny = {**PARAMS, "learning_rate": 1e-7}
+    warm = Estimator(
+        mlp_fn,
+        model_dir=str(tmp_path / "warm"),
+        params=tiny,
+        warm_start_from=first,
+        config=RunConfig(log_step_count_steps=0),
+    ).fit(*iris, steps=1)
+    at_10 = tf_value(first, "dense/kernel")
+    np.testing.assert_allclose(warm.get_variable_value("dense/kernel"), at_10, atol=1e-5)
+
+
+def tf_value(path, name):
+    import tensorflow as tf
+
+    from estimators._checkpoints import _key_for
+
+    return tf.train.load_checkpoint(path).get_tensor(_key_for(name))
