@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import numbers
 import os
@@ -23,7 +24,10 @@ from estimators.metrics import resolve_metrics
 from estimators.model_fn import validate_model_fn
 from estimators.monitors.base import LossLogger, MonitorList
 from estimators.run_config import RunConfig
+from feeders.base import pop_feeder_error
 from feeders.numpy_feeder import DataFeeder, validate_features
+from feeders.pandas_feeder import LabelEncoding, PandasFeeder
+from feeders.setup import setup_predict_data_feeder, setup_train_data_feeder
 from feeders.signature import (
     Signatures,
     cast_to_signature,
@@ -109,6 +113,8 @@ class Estimator:
         self._fit_batch_size: int | None = None
         self._last_loss: float | None = None
         self._last_saved_step: int | None = None
+        self._feeder_state: dict[str, Any] | None = None  # encoding learned by the first fit's feeder
+        self._meta_dirty = False
 
     # ------------------------------------------------------------------ properties
     @property
@@ -246,7 +252,8 @@ class Estimator:
             done = 0
             while done < limit:
                 n = min(limit - done, max(self._config.steps_per_execution, 1))
-                got = int(fn(iterator, tf.constant(n, tf.int64)))
+                with _feeder_errors():
+                    got = int(fn(iterator, tf.constant(n, tf.int64)))
                 done += got
                 if got < n:
                     break
@@ -345,6 +352,20 @@ class Estimator:
         return export_saved_model(self, os.fspath(export_dir_base), checkpoint_path=checkpoint_path, as_text=as_text)
 
     # ------------------------------------------------------------------ inputs
+    def _feeder(self, x: Any, y: Any, batch_size: int | None, training: bool) -> Any:
+        """The feeder for x/y (chosen by type), applying the encoding learned at the first fit."""
+        self._load_signatures()
+        batch = batch_size if batch_size is not None else (self._fit_batch_size or _DEFAULT_BATCH_SIZE)
+        return setup_train_data_feeder(
+            x,
+            y,
+            batch_size=batch,
+            shuffle=training,
+            epochs=None if training else 1,
+            seed=self._shuffle_seed() if training else None,
+            state=self._feeder_state,
+        )
+
     def _train_dataset(self, x: Any, y: Any, input_fn: Any, batch_size: int | None) -> tuple[tf.data.Dataset, bool]:
         if x is not None and input_fn is not None:
             raise ValueError("Either x or input_fn must be provided, not both.")
@@ -355,10 +376,13 @@ class Estimator:
                 raise ValueError("y and batch_size go with x; an input_fn yields its own batches.")
             dataset, finite = _call_input_fn(input_fn, repeat=True)
         else:
-            batch = batch_size if batch_size is not None else (self._fit_batch_size or _DEFAULT_BATCH_SIZE)
-            feeder = DataFeeder(x, y, batch_size=batch, shuffle=True, epochs=None, seed=self._shuffle_seed())
-            self._fit_batch_size = feeder.batch_size
-            dataset, finite = feeder.dataset(), False
+            feeder = self._feeder(x, y, batch_size, training=True)
+            if batch_size is not None or self._fit_batch_size is None:
+                self._fit_batch_size = feeder.batch_size
+            if self._feeder_state is None and feeder.state is not None:
+                self._feeder_state = feeder.state
+                self._meta_dirty = True
+            dataset, finite = feeder.dataset(), feeder.finite
         features_sig, targets_sig = _dataset_signatures(dataset)
         self._record_signatures(features_sig, targets_sig, "fit")
         return self._cast_dataset(dataset, features_sig, targets_sig), finite
@@ -374,14 +398,14 @@ class Estimator:
             )
         if input_fn is not None:
             dataset, finite = _call_input_fn(input_fn, repeat=False)
-            if not finite and steps is None:
-                raise ValueError(
-                    "input_fn returns an endless dataset (it repeats forever) and steps=None would never end; "
-                    "pass steps= or make the dataset finite."
-                )
         else:
-            batch = batch_size if batch_size is not None else (self._fit_batch_size or _DEFAULT_BATCH_SIZE)
-            dataset = DataFeeder(x, y, batch_size=batch, shuffle=False, epochs=1).dataset()
+            feeder = self._feeder(x, y, batch_size, training=False)
+            dataset, finite = feeder.dataset(), feeder.finite
+        if not finite and steps is None:
+            raise ValueError(
+                "The evaluation input is endless (it repeats forever) and steps=None would never end; "
+                "pass steps= or make the input finite."
+            )
         features_sig, targets_sig = _dataset_signatures(dataset)
         self._check_known_signatures(features_sig, targets_sig, "evaluate")
         return self._cast_dataset(dataset, features_sig, targets_sig)
@@ -390,17 +414,22 @@ class Estimator:
         self._load_signatures()
         if input_fn is not None:
             dataset, finite = _call_input_fn(input_fn, repeat=False)
-            if not finite:
-                raise ValueError("input_fn returns an endless dataset; predict needs finite data.")
-            features_sig, _ = _dataset_signatures(dataset)
-            self._check_known_signatures(features_sig, self._targets_info, "predict", check_targets=False)
-            return (self._cast_features(split_element(e)[0]) for e in dataset)
-        features = validate_features(x)
-        self._check_known_signatures(_sig(features), self._targets_info, "predict", check_targets=False)
-        features = self._cast_features(features)
-        batch = batch_size if batch_size is not None else max(self._fit_batch_size or 0, 1024)
-        n = _n_rows(features)
-        return (_slice(features, i, i + batch) for i in range(0, n, batch))
+        else:
+            batch = batch_size if batch_size is not None else max(self._fit_batch_size or 0, 1024)
+            feeder = setup_predict_data_feeder(x, batch_size=batch, state=self._feeder_state)
+            if isinstance(feeder, (DataFeeder, PandasFeeder)):
+                # In-memory arrays: slice them and call the compiled model directly (no tf.data per call).
+                features = feeder.x
+                self._check_known_signatures(_sig(features), self._targets_info, "predict", check_targets=False)
+                features = self._cast_features(features)
+                n = _n_rows(features)
+                return (_slice(features, i, i + batch) for i in range(0, n, batch))
+            dataset, finite = feeder.dataset(), feeder.finite
+        if not finite:
+            raise ValueError("The prediction input is endless; predict needs finite data.")
+        features_sig, _ = _dataset_signatures(dataset)
+        self._check_known_signatures(features_sig, self._targets_info, "predict", check_targets=False)
+        return (self._cast_features(split_element(e)[0]) for e in _reraising(dataset))
 
     def _predict_iter(self, batches: Iterator[Any], outputs: list[str] | None) -> Iterator[Any]:
         rt = self._ready_runtime("predict")
@@ -410,9 +439,10 @@ class Estimator:
                 fn.get_concrete_function()
             self._sync_variables("predict")
             rt.traced.add(fn)
+        labels = LabelEncoding.from_json((self._feeder_state or {}).get("labels"))
         for features in batches:
-            predictions = fn(features)
-            yield _select_outputs(tf.nest.map_structure(lambda t: t.numpy(), predictions), outputs)
+            predictions = tf.nest.map_structure(lambda t: t.numpy(), fn(features))
+            yield _select_outputs(_decode_labels(predictions, labels), outputs)
 
     # ------------------------------------------------------------------ signatures
     def _record_signatures(self, features_sig: Signatures, targets_sig: Signatures, where: str) -> None:
@@ -420,18 +450,21 @@ class Estimator:
         if self._features_info is None:
             self._features_info, self._targets_info = features_sig, targets_sig
             self._has_targets = targets_sig is not None
-            if self._config.is_chief:
-                ckpt.write_meta(
-                    self._model_dir,
-                    {
-                        "format": 1,
-                        "features": signature_to_json(features_sig),
-                        "targets": signature_to_json(targets_sig),
-                        "model_fn": _qualname(self._model_fn),
-                    },
-                )
-            return
-        self._check_known_signatures(features_sig, targets_sig, where)
+            self._meta_dirty = True
+        else:
+            self._check_known_signatures(features_sig, targets_sig, where)
+        if self._meta_dirty and self._config.is_chief:
+            ckpt.write_meta(
+                self._model_dir,
+                {
+                    "format": 1,
+                    "features": signature_to_json(self._features_info),
+                    "targets": signature_to_json(self._targets_info),
+                    "feeder": self._feeder_state,
+                    "model_fn": _qualname(self._model_fn),
+                },
+            )
+        self._meta_dirty = False
 
     def _check_known_signatures(
         self, features_sig: Signatures, targets_sig: Signatures, where: str, check_targets: bool = True
@@ -455,6 +488,8 @@ class Estimator:
             self._features_info = signature_from_json(meta.get("features"))
             self._targets_info = signature_from_json(meta.get("targets"))
             self._has_targets = self._targets_info is not None
+            if self._feeder_state is None:
+                self._feeder_state = meta.get("feeder")
 
     def _cast_features(self, features: Any) -> Any:
         sig = self._features_info
@@ -585,7 +620,8 @@ class Estimator:
             self._initialized = True
 
             def run(n: int) -> tuple[Any, int]:
-                loss, done = fn(iterator, tf.constant(n, tf.int64))
+                with _feeder_errors():
+                    loss, done = fn(iterator, tf.constant(n, tf.int64))
                 return loss, (int(done) if finite else n)
 
             self._run_loop(rt, run, target, monitors, partial=partial)
@@ -781,6 +817,43 @@ def _select_outputs(predictions: Any, outputs: list[str] | None) -> Any:
     if unknown:
         raise ValueError(f"outputs {unknown} are not among the prediction keys {sorted(predictions)}.")
     return {k: predictions[k] for k in outputs}
+
+
+@contextlib.contextmanager
+def _feeder_errors() -> Iterator[None]:
+    """Re-raise an error from a feeder's Python code as itself, not as tf.data's wrapper of it."""
+    try:
+        yield
+    except tf.errors.OpError:
+        original = pop_feeder_error()
+        if original is not None:
+            raise original.with_traceback(None) from None
+        raise
+
+
+def _reraising(dataset: tf.data.Dataset) -> Iterator[Any]:
+    iterator = iter(dataset)
+    while True:
+        with _feeder_errors():
+            try:
+                element = next(iterator)
+            except StopIteration:
+                return
+        yield element
+
+
+_CLASS_KEYS = ("class", "classes", "class_ids")
+
+
+def _decode_labels(predictions: Any, labels: LabelEncoding) -> Any:
+    """Map predicted class ids back to the original labels when the feeder encoded them."""
+    if labels.classes is None:
+        return predictions
+    if isinstance(predictions, dict):
+        return {k: labels.decode(v) if k in _CLASS_KEYS and v.dtype.kind in "iu" else v for k, v in predictions.items()}
+    if predictions.dtype.kind in "iu":
+        return labels.decode(predictions)
+    return predictions
 
 
 def _per_example(batches: Iterator[Any]) -> Iterator[Any]:

@@ -3,7 +3,10 @@
 `feeders` never imports `prefect` or `mlflow`.
 """
 
+from feeders.base import Feeder
 from feeders.numpy_feeder import DataFeeder, validate_features, validate_targets
+from feeders.pandas_feeder import FrameEncoding, LabelEncoding, PandasFeeder
+from feeders.setup import is_feeder, setup_predict_data_feeder, setup_train_data_feeder
 from feeders.signature import (
     TensorSignature,
     check_signatures_compatible,
@@ -11,11 +14,20 @@ from feeders.signature import (
     signature_to_json,
     signatures_from_spec,
 )
+from feeders.streaming_feeder import StreamingDataFeeder
 
 __all__ = [
     "DataFeeder",
+    "Feeder",
+    "FrameEncoding",
+    "LabelEncoding",
+    "PandasFeeder",
+    "StreamingDataFeeder",
     "TensorSignature",
     "check_signatures_compatible",
+    "is_feeder",
+    "setup_predict_data_feeder",
+    "setup_train_data_feeder",
     "signature_from_json",
     "signature_to_json",
     "signatures_from_spec",

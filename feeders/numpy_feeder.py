@@ -47,11 +47,16 @@ def _reject_tensors(value: Any, name: str) -> None:
         )
 
 
-def validate_features(x: Any, name: str = "X") -> np.ndarray | dict[str, np.ndarray]:
+def validate_features(x: Any, name: str = "X", ensure_2d: bool = True) -> np.ndarray | dict[str, np.ndarray]:
     """Check and convert features: a 2-D or N-D numeric array, or a dict of them.
 
     Uses scikit-learn's own checks, so the messages are scikit-learn's ("Input X contains NaN.",
     "Expected 2D array, got 1D array instead", "Found array with 0 sample(s) ...").
+
+    Args:
+        x: the features.
+        name: what to call them in messages.
+        ensure_2d: require (n_samples, n_features) or more dimensions; dict entries may be 1-D.
 
     Returns:
         float64 converted to float32; other numeric dtypes kept.
@@ -62,7 +67,8 @@ def validate_features(x: Any, name: str = "X") -> np.ndarray | dict[str, np.ndar
     if isinstance(x, Mapping):
         if not x:
             raise ValueError(f"{name} is an empty dict; pass at least one feature array.")
-        out = {str(k): validate_features(v, name=f"{name}[{k!r}]") for k, v in x.items()}
+        # Dict entries may be 1-D (one id or value per row), as multi-input models take them.
+        out = {str(k): validate_features(v, name=f"{name}[{k!r}]", ensure_2d=False) for k, v in x.items()}
         check_consistent_length(*out.values())
         return out
     if hasattr(x, "tocsr") and hasattr(x, "nnz"):
@@ -85,7 +91,9 @@ def validate_features(x: Any, name: str = "X") -> np.ndarray | dict[str, np.ndar
                 f"{name} has dtype object and holds values that are not numbers ({exc}). "
                 "Convert it to a numeric array, or pass a pandas DataFrame with typed columns."
             ) from None
-    array = check_array(array, dtype="numeric", allow_nd=True, input_name=name, estimator=None)
+    if not ensure_2d and np.ndim(array) == 0:
+        raise ValueError(f"{name} must be an array with one entry per sample; got a scalar.")
+    array = check_array(array, dtype="numeric", allow_nd=True, ensure_2d=ensure_2d, input_name=name, estimator=None)
     return _as_float32(np.ascontiguousarray(array))
 
 
@@ -152,6 +160,14 @@ class DataFeeder:
         self.epochs = epochs
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
         self.n_samples = int(_leaves(self.x)[0].shape[0])
+
+    @property
+    def finite(self) -> bool:
+        return self.epochs is not None
+
+    @property
+    def state(self) -> None:
+        return None
 
     @property
     def input_signature(self) -> Signatures:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import tensorflow as tf
 
 from estimators import Estimator, RunConfig
@@ -51,7 +50,6 @@ def _with(x, index, value):
         ),
         (lambda x: x, lambda y: y.astype(str), "LabelEncoder"),
         (lambda x: x + 1j, lambda y: y, "Complex data not supported"),
-        (lambda x: sp.csr_matrix(x), lambda y: y, "scipy.sparse matrix"),
         (lambda x: tf.constant(x), lambda y: y, "cannot be a TensorFlow tensor"),
     ],
 )

@@ -1,0 +1,66 @@
+"""The Feeder protocol: what every feeder gives the Estimator.
+
+A feeder turns one kind of data into a `tf.data.Dataset` of *whole batches* (never rows; see
+performance-facts.md §1.5), prefetched, plus the `TensorSignature`s of features and targets.
+Feeders whose encoding is learned from the training data (pandas vocabularies, say) expose it as
+`state`, a JSON-serialisable dict that the Estimator saves with the model and hands back (through
+`setup_train_data_feeder(..., state=...)` / `setup_predict_data_feeder(..., state=...)`) when it
+feeds evaluation and prediction data, so the same encoding is applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import tensorflow as tf
+
+from feeders.signature import Signatures
+
+__all__ = ["Feeder"]
+
+
+@runtime_checkable
+class Feeder(Protocol):
+    """What `Estimator.fit/evaluate/predict` need from a feeder.
+
+    Attributes:
+        batch_size: rows per batch (the last batch of a finite pass may be smaller).
+        finite: whether `dataset()` ends (a fixed number of epochs) or repeats forever.
+    """
+
+    batch_size: int
+
+    @property
+    def finite(self) -> bool: ...
+
+    @property
+    def input_signature(self) -> Signatures:
+        """Signature of one batch of features, without the batch dimension."""
+
+    @property
+    def output_signature(self) -> Signatures:
+        """Signature of one batch of targets, or None when there are no targets."""
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """JSON-serialisable encoding learned from the data (None when there is nothing to learn)."""
+
+    def dataset(self) -> tf.data.Dataset:
+        """`(features, targets)` batches, or features alone when there are no targets; prefetched."""
+
+
+_pending_error: list[BaseException] = []
+
+
+def record_feeder_error(exc: BaseException) -> None:
+    """Remember an error raised inside a feeder's Python generator.
+
+    `tf.data` reports such errors as an opaque `InvalidArgumentError`; the Estimator calls
+    `pop_feeder_error()` when a step fails and re-raises the original, readable error instead.
+    """
+    _pending_error[:] = [exc]
+
+
+def pop_feeder_error() -> BaseException | None:
+    """The last recorded feeder error, if any (and forget it)."""
+    return _pending_error.pop() if _pending_error else None
