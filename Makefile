@@ -10,7 +10,7 @@ STAMP := $(VENV)/.skflow-installed
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[flows,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[flows,dask,dev]"
 	@touch $(STAMP)
 
 ## demo: create .venv, install the locked dependencies, run the main job on embedded defaults
@@ -36,7 +36,7 @@ bench: $(STAMP)
 ## lock: re-resolve constraints.txt from pyproject.toml (keep the header's reasons up to date)
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet -e ".[flows,dev]" "prefect==3.8.8" "mlflow==3.17.2" "fastapi==0.154.0" "sqlalchemy==2.0.58"
+	.lock-venv/bin/pip install --quiet -e ".[flows,dask,dev]" "prefect==3.8.8" "mlflow==3.17.2" "fastapi==0.154.0" "sqlalchemy==2.0.58"
 	{ sed -n '/^#/p' constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | sort -f; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf .lock-venv
 
