@@ -14,6 +14,7 @@ from feeders.signature import (
     signature_to_json,
     signatures_from_spec,
 )
+from feeders.sparse_feeder import SparseDataFeeder, validate_sparse_features
 from feeders.streaming_feeder import StreamingDataFeeder
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "FrameEncoding",
     "LabelEncoding",
     "PandasFeeder",
+    "SparseDataFeeder",
     "StreamingDataFeeder",
     "TensorSignature",
     "check_signatures_compatible",
@@ -32,5 +34,6 @@ __all__ = [
     "signature_to_json",
     "signatures_from_spec",
     "validate_features",
+    "validate_sparse_features",
     "validate_targets",
 ]

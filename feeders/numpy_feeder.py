@@ -77,7 +77,7 @@ def validate_features(x: Any, name: str = "X", ensure_2d: bool = True) -> np.nda
             "Densify small matrices with X.toarray(), or use feeders.SparseDataFeeder."
         )
     array = np.asarray(x) if not hasattr(x, "dtype") else x
-    if getattr(array, "dtype", None) is not None and array.dtype.kind in "USb" and array.ndim >= 1:
+    if getattr(array, "dtype", None) is not None and array.dtype.kind in "US" and array.ndim >= 1:
         raise ValueError(
             f"{name} holds strings (dtype {array.dtype}); the Estimator needs numeric features. "
             "Encode them first (for example sklearn.preprocessing.OrdinalEncoder), or pass a pandas "
