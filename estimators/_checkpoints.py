@@ -220,14 +220,20 @@ def read_global_step(path: str) -> int:
 
 def write_meta(model_dir: str, meta: Mapping[str, Any]) -> None:
     """Write model_dir/skflow.json atomically (temp file, then `os.replace`)."""
-    os.makedirs(model_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".skflow-", suffix=".json", dir=model_dir)
+    write_json(os.path.join(model_dir, META_FILE), meta)
+
+
+def write_json(path: str, data: Mapping[str, Any]) -> None:
+    """Write JSON atomically: a temp file in the same directory, fsync, then `os.replace`."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".skflow-", suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(meta, f, indent=2, default=_json_default)
+            json.dump(data, f, indent=2, default=_json_default)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(model_dir, META_FILE))
+        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

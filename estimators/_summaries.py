@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+SCALAR_METADATA = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
 ).SerializeToString()
 
@@ -21,5 +21,5 @@ def write_scalars(logdir: str, values: Mapping[str, float], step: int) -> None:
     writer = tf.summary.create_file_writer(logdir)
     with writer.as_default():
         for tag, value in values.items():
-            tf.summary.write(tag, tf.constant(float(value), tf.float32), step=int(step), metadata=_SCALAR_METADATA)
+            tf.summary.write(tag, tf.constant(float(value), tf.float32), step=int(step), metadata=SCALAR_METADATA)
     writer.close()

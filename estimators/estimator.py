@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import numbers
 import os
@@ -22,7 +23,7 @@ from estimators._runtime import Runtime, split_element
 from estimators._summaries import write_scalars
 from estimators.metrics import resolve_metrics
 from estimators.model_fn import validate_model_fn
-from estimators.monitors.base import LossLogger, MonitorList
+from estimators.monitors import MonitorList, NanLoss, get_default_monitors
 from estimators.run_config import RunConfig
 from feeders.base import pop_feeder_error
 from feeders.numpy_feeder import DataFeeder, validate_features
@@ -42,6 +43,7 @@ __all__ = ["Estimator", "NotFittedError"]
 logger = logging.getLogger("skflow")
 
 _DEFAULT_BATCH_SIZE = 32
+BEST = "best"  # model_dir/best holds the best checkpoint kept by ValidationMonitor(keep_best=True)
 
 
 class Estimator:
@@ -114,6 +116,9 @@ class Estimator:
         self._last_loss: float | None = None
         self._last_saved_step: int | None = None
         self._feeder_state: dict[str, Any] | None = None  # encoding learned by the first fit's feeder
+        self._best_checkpoints: ckpt.CheckpointStore | None = None
+        self._pinned_checkpoint: str | None = None  # set on copies made by _pinned()
+        self._steps_per_epoch: int | None = None
         self._meta_dirty = False
 
     # ------------------------------------------------------------------ properties
@@ -213,6 +218,7 @@ class Estimator:
         steps: int | None = None,
         metrics: Any = None,
         name: str | None = None,
+        checkpoint_path: str | None = None,
     ) -> dict[str, Any]:
         """Evaluate the model on one pass over the data (or `steps` batches).
 
@@ -223,6 +229,8 @@ class Estimator:
             metrics: a list of metric names ("accuracy", "auc", "mse", "mae", "rmse", "precision",
                 "recall"), Keras metrics or functions, or a dict name -> one of those or a `MetricSpec`.
             name: evaluation name; summaries go to model_dir/eval_<name> (model_dir/eval without).
+            checkpoint_path: evaluate this checkpoint (a path, a directory, or "best": the one
+                `ValidationMonitor(keep_best=True)` kept) instead of the weights in memory.
 
         Returns:
             dict with `loss` (mean over examples), `global_step` and one entry per metric, plus the
@@ -232,6 +240,9 @@ class Estimator:
             NotFittedError: no checkpoint in model_dir and nothing trained in memory.
         """
         _check_positive("steps", steps)
+        if checkpoint_path is not None:
+            pinned = self._pinned(checkpoint_path)
+            return pinned.evaluate(x, y, input_fn=input_fn, batch_size=batch_size, steps=steps, metrics=metrics, name=name)
         specs = resolve_metrics(metrics)
         rt = self._ready_runtime("evaluate")
         dataset = self._eval_dataset(x, y, input_fn, batch_size, steps)
@@ -275,6 +286,7 @@ class Estimator:
         batch_size: int | None = None,
         outputs: list[str] | None = None,
         as_iterable: bool = False,
+        checkpoint_path: str | None = None,
     ) -> Any:
         """Predict for x (or input_fn's features).
 
@@ -284,6 +296,7 @@ class Estimator:
             batch_size: rows per call of the model. default: the fit batch size, else 32.
             outputs: keys of the predictions dict to return; default all.
             as_iterable: return an iterator of per-example results instead of arrays.
+            checkpoint_path: predict with this checkpoint (a path, a directory, or "best").
 
         Returns:
             an array of shape (n_samples, ...), a dict of such arrays, or an iterator.
@@ -300,6 +313,9 @@ class Estimator:
             )
         if batch_size is not None:
             _check_positive("batch_size", batch_size)
+        if checkpoint_path is not None:
+            pinned = self._pinned(checkpoint_path)
+            return pinned.predict(x, input_fn=input_fn, batch_size=batch_size, outputs=outputs, as_iterable=as_iterable)
         self._ready_runtime("predict")
         batches = self._predict_batches(x, input_fn, batch_size)
         results = self._predict_iter(batches, outputs)
@@ -349,7 +365,39 @@ class Estimator:
         """
         from estimators._export import export_saved_model
 
+        if checkpoint_path is not None:
+            checkpoint_path = self._resolve_checkpoint(checkpoint_path)
         return export_saved_model(self, os.fspath(export_dir_base), checkpoint_path=checkpoint_path, as_text=as_text)
+
+    def _resolve_checkpoint(self, checkpoint_path: str | os.PathLike) -> str:
+        """A checkpoint path from a path, a directory (its latest) or "best" (model_dir/best)."""
+        path = os.fspath(checkpoint_path)
+        if path == BEST:
+            best = tf.train.latest_checkpoint(os.path.join(self._model_dir, BEST))
+            if best is None:
+                raise ValueError(
+                    f"No best checkpoint in {os.path.join(self._model_dir, BEST)!r}: train with "
+                    "ValidationMonitor(..., keep_best=True) to keep one."
+                )
+            return best
+        if os.path.isdir(path):
+            latest = tf.train.latest_checkpoint(path)
+            if latest is None:
+                raise ValueError(f"checkpoint_path={path!r} is a directory without checkpoints.")
+            return latest
+        if not tf.io.gfile.exists(path + ".index"):
+            raise ValueError(f"checkpoint_path={path!r} is not a checkpoint (no {path}.index).")
+        return path
+
+    def _pinned(self, checkpoint_path: str | os.PathLike) -> Estimator:
+        """A copy of this Estimator that restores from one checkpoint and leaves this one untouched."""
+        path = self._resolve_checkpoint(checkpoint_path)
+        other = copy.copy(self)
+        other._runtime = None
+        other._initialized = False
+        other._pinned_checkpoint = path
+        other._last_saved_step = None
+        return other
 
     # ------------------------------------------------------------------ inputs
     def _feeder(self, x: Any, y: Any, batch_size: int | None, training: bool) -> Any:
@@ -375,6 +423,7 @@ class Estimator:
             if y is not None or batch_size is not None:
                 raise ValueError("y and batch_size go with x; an input_fn yields its own batches.")
             dataset, finite = _call_input_fn(input_fn, repeat=True)
+            self._steps_per_epoch = None
         else:
             feeder = self._feeder(x, y, batch_size, training=True)
             if batch_size is not None or self._fit_batch_size is None:
@@ -383,6 +432,8 @@ class Estimator:
                 self._feeder_state = feeder.state
                 self._meta_dirty = True
             dataset, finite = feeder.dataset(), feeder.finite
+            n = getattr(feeder, "n_samples", None)
+            self._steps_per_epoch = max(n // min(feeder.batch_size, n), 1) if n else None
         features_sig, targets_sig = _dataset_signatures(dataset)
         self._record_signatures(features_sig, targets_sig, "fit")
         return self._cast_dataset(dataset, features_sig, targets_sig), finite
@@ -524,13 +575,16 @@ class Estimator:
             if self._config.tf_random_seed is not None:
                 tf.random.set_seed(self._config.tf_random_seed)
             self._runtime = Runtime(self, self._config.train_distribute)
-            latest = self._checkpoints.readable_latest()
+            latest = self._restore_source()
             if latest is not None:
                 self._runtime.global_step.assign(ckpt.read_global_step(latest))
                 self._runtime.step = int(self._runtime.global_step.numpy())
                 self._last_saved_step = self._runtime.step
                 self._initialized = True
         return self._runtime
+
+    def _restore_source(self) -> str | None:
+        return self._pinned_checkpoint or self._checkpoints.readable_latest()
 
     def _ready_runtime(self, method: str) -> Runtime:
         """The runtime of a model that has been fitted (restored or trained in memory)."""
@@ -551,7 +605,7 @@ class Estimator:
         new = rt.pop_new_variables()
         if not new:
             return
-        source = self._checkpoints.readable_latest()
+        source = self._restore_source()
         if source is not None:
             ckpt.restore_variables(source, new, self._model_dir)
             self._initialized = True
@@ -624,7 +678,7 @@ class Estimator:
                     loss, done = fn(iterator, tf.constant(n, tf.int64))
                 return loss, (int(done) if finite else n)
 
-            self._run_loop(rt, run, target, monitors, partial=partial)
+            self._run_loop(rt, run, target, monitors, partial=partial, steps_per_epoch=self._steps_per_epoch)
 
     def _train_on_batch(self, features: Any, targets: Any, steps: int, monitors: Any) -> None:
         rt = self._ensure_runtime()
@@ -651,34 +705,41 @@ class Estimator:
         target: int | None,
         monitors: Any,
         partial: bool = False,
+        steps_per_epoch: int | None = None,
     ) -> None:
-        """Run training steps until `target` (None: until the input ends), calling monitors and saving
-        checkpoints on the RunConfig schedule. `partial` (partial_fit): no default monitors and no save
-        at the end, so that many small calls stay cheap."""
+        """Run training steps until `target` (None: until the input ends).
+
+        Each compiled call runs up to `steps_per_execution` steps and ends exactly at the next step a
+        monitor asked for, a checkpoint is due, or an epoch ends (when a monitor has epoch hooks).
+        Monitors may request values (`step_begin`) and stop training (`step_end`); the loop then saves
+        and returns. `partial` (partial_fit): quiet defaults and no save at the end, so that many small
+        calls stay cheap.
+        """
         config = self._config
-        defaults = (
-            [LossLogger(config.log_step_count_steps)]
-            if config.log_step_count_steps and config.verbose and not partial
-            else []
-        )
+        defaults = [NanLoss(every_n_steps=max(config.log_step_count_steps or 100, 1)), *get_default_monitors(config, partial)]
         mlist = MonitorList([*defaults, *(monitors or [])], estimator=self, is_chief=config.is_chief)
         save_steps, save_secs = config.save_checkpoints_steps, config.save_checkpoints_secs
         last_save_time = time.monotonic()
         spe = config.steps_per_execution
+        epochs = steps_per_epoch if steps_per_epoch and mlist.wants_epochs() else None
+        start_step = rt.step
         mlist.begin(target)
+        if epochs:
+            mlist.epoch_begin(0)
         loss: Any = None
         try:
             while target is None or rt.step < target:
                 n = spe if target is None else min(spe, target - rt.step)
-                wanted = mlist.next_step(rt.step) if mlist else None
+                wanted = mlist.next_step(rt.step)
                 if wanted is not None:
                     n = min(n, wanted - rt.step)
                 if save_steps:
                     n = min(n, save_steps - rt.step % save_steps)
+                if epochs:
+                    n = min(n, epochs - (rt.step - start_step) % epochs)
                 end = rt.step + n
                 hooked = mlist.wanting(end) if wanted == end else []
-                if hooked:
-                    mlist.step_begin(end, hooked)
+                names = mlist.step_begin(end, hooked) if hooked else []
                 loss, done = run(n)
                 rt.step += done
                 if done < n:
@@ -686,11 +747,20 @@ class Estimator:
                     break
                 stop = False
                 if hooked:
-                    stop = mlist.step_end(rt.step, {"loss": float(loss), "global_step": rt.step}, hooked)
+                    outputs = {"loss": float(loss), "global_step": rt.step}
+                    for name in names:
+                        if name not in outputs:
+                            outputs[name] = self._tensor_value(name)
+                    stop = mlist.step_end(rt.step, outputs, hooked)
+                if epochs and (rt.step - start_step) % epochs == 0:
+                    epoch = (rt.step - start_step) // epochs
+                    mlist.epoch_end(epoch - 1)
+                    if target is None or rt.step < target:
+                        mlist.epoch_begin(epoch)
                 if (save_steps and rt.step % save_steps == 0) or (
                     save_secs and time.monotonic() - last_save_time >= save_secs
                 ):
-                    self._save(rt)
+                    self._save_now(loss)
                     last_save_time = time.monotonic()
                 if stop:
                     logger.info("A monitor requested stop at global step %d.", rt.step)
@@ -698,23 +768,62 @@ class Estimator:
         except BaseException:
             self._emergency_save(rt, loss)
             raise
-        self._last_loss = None if loss is None or not mlist else float(loss)
+        self._last_loss = None if loss is None else float(loss)
         if not partial:
-            self._save(rt)
+            self._save_now(loss)
         mlist.end()
+
+    def _save_now(self, loss: Any = None) -> str | None:
+        """Checkpoint the in-memory state, unless the last loss shows the weights went bad (NaN/inf)."""
+        rt = self._runtime
+        if loss is not None and not np.isfinite(float(loss)):
+            logger.warning("Not saving a checkpoint at step %d: the last loss is %s.", rt.step, float(loss))
+            return None
+        return self._save(rt)
 
     def _emergency_save(self, rt: Runtime, loss: Any) -> None:
         """After an interruption, keep the steps already trained, unless the weights went bad."""
         if self._last_saved_step == rt.step:
             return
         try:
-            if loss is not None and not np.isfinite(float(loss)):
-                logger.warning("Not saving a checkpoint at step %d: the last loss is %s.", rt.step, float(loss))
-                return
-            path = self._save(rt)
-            logger.info("Training interrupted at global step %d; saved %s.", rt.step, path)
+            path = self._save_now(loss)
+            if path:
+                logger.info("Training interrupted at global step %d; saved %s.", rt.step, path)
         except Exception as exc:  # never mask the original error
             logger.warning("Could not save a checkpoint after the interruption: %s", exc)
+
+    def _tensor_value(self, name: str) -> Any:
+        """A value a monitor asked for: global_step, learning_rate, or a variable by name."""
+        rt = self._runtime
+        if name == "global_step":
+            return rt.step
+        if name == "learning_rate" and rt.optimizers:
+            lr = rt.optimizers[0].learning_rate
+            return float(lr.numpy() if hasattr(lr, "numpy") else lr)
+        var = rt.store.variables.get(name)
+        if var is None:
+            raise ValueError(
+                f"A monitor asked for {name!r}, which is not 'loss', 'global_step', 'learning_rate' or a variable "
+                f"of the model ({sorted(rt.store.variables)})."
+            )
+        return var.numpy()
+
+    def _trainable_variable_names(self) -> list[str]:
+        return [n for n, v in self._ensure_runtime().store.variables.items() if v.trainable]
+
+    def _input_fn_is_finite(self, input_fn: Callable[[], Any]) -> bool:
+        return _call_input_fn(input_fn, repeat=False)[1]
+
+    def _save_best(self, step: int, results: Mapping[str, Any]) -> str:
+        """Save the in-memory weights as model_dir/best (one checkpoint, replaced when a better one comes)."""
+        rt = self._runtime
+        if self._best_checkpoints is None:
+            self._best_checkpoints = ckpt.CheckpointStore(
+                os.path.join(self._model_dir, BEST), 1, 10000, is_chief=self._config.is_chief
+            )
+        path = self._best_checkpoints.save(rt.global_step, rt.store.variables, rt.optimizer_vars, step)
+        ckpt.write_json(os.path.join(self._model_dir, BEST, "best.json"), {"step": step, "results": dict(results)})
+        return path
 
     def _write_eval_summaries(self, results: Mapping[str, Any], name: str | None) -> None:
         if not self._config.is_chief:

@@ -12,11 +12,10 @@ no monitor asked for.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["BaseMonitor", "EveryN", "LossLogger", "Monitor", "MonitorList"]
+__all__ = ["BaseMonitor", "EveryN", "Monitor", "MonitorList"]
 
 logger = logging.getLogger("skflow")
 
@@ -117,34 +116,6 @@ class _FunctionMonitor(BaseMonitor):
         return bool(self.fn(step, outputs))
 
 
-class LossLogger(EveryN):
-    """Logs `loss = ..., step = ...` and steps/s every `every_n_steps` steps, and the final loss."""
-
-    def __init__(self, every_n_steps: int = 100) -> None:
-        super().__init__(every_n_steps=every_n_steps, first_n_steps=1)
-        self._last: tuple[int, float] | None = None
-        self._final: tuple[int, float] | None = None
-
-    def begin(self, max_steps: int | None = None) -> None:
-        super().begin(max_steps)
-        self._last = None
-        self._final = None
-
-    def every_n_step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
-        now = time.perf_counter()
-        rate = ""
-        if self._last is not None and step > self._last[0]:
-            rate = f" ({(step - self._last[0]) / (now - self._last[1]):.1f} steps/s)"
-        logger.info("loss = %.6g, step = %d%s", outputs["loss"], step, rate)
-        self._last = (step, now)
-        self._final = (step, outputs["loss"])
-        return False
-
-    def end(self) -> None:
-        if self._estimator is not None and getattr(self._estimator, "_last_loss", None) is not None:
-            logger.info("Loss for final step: %.6g.", self._estimator._last_loss)
-
-
 class MonitorList:
     """The one object the training loop talks to: fans calls out to monitors, in order."""
 
@@ -185,6 +156,21 @@ class MonitorList:
             if m.step_end(step, outputs):
                 self.stop_requested = True
         return self.stop_requested
+
+    def wants_epochs(self) -> bool:
+        """Whether any monitor overrides an epoch hook (then the loop stops at epoch boundaries)."""
+        return any(
+            type(m).epoch_begin is not BaseMonitor.epoch_begin or type(m).epoch_end is not BaseMonitor.epoch_end
+            for m in self.monitors
+        )
+
+    def epoch_begin(self, epoch: int) -> None:
+        for m in self.monitors:
+            m.epoch_begin(epoch)
+
+    def epoch_end(self, epoch: int) -> None:
+        for m in self.monitors:
+            m.epoch_end(epoch)
 
     def end(self) -> None:
         for m in self.monitors:

@@ -1,0 +1,88 @@
+"""Monitors that write things: checkpoints on a schedule, and SavedModel exports."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from estimators.monitors.base import BaseMonitor, EveryN
+
+__all__ = ["CheckpointSaver", "ExportMonitor"]
+
+logger = logging.getLogger("skflow")
+
+
+class CheckpointSaver(BaseMonitor):
+    """Save a checkpoint every `save_steps` steps or `save_secs` seconds (exactly one of them),
+    in addition to the RunConfig schedule.
+
+    Raises:
+        ValueError: neither or both given.
+    """
+
+    def __init__(self, save_secs: float | None = None, save_steps: int | None = None) -> None:
+        super().__init__()
+        if (save_secs is None) == (save_steps is None):
+            raise ValueError("Exactly one of save_secs and save_steps must be provided.")
+        self.save_secs, self.save_steps = save_secs, save_steps
+        self._last_time = time.monotonic()
+        self.saved: list[str] = []
+
+    def begin(self, max_steps: int | None = None) -> None:
+        super().begin(max_steps)
+        self._last_time = time.monotonic()
+
+    def next_step(self, step: int) -> int | None:
+        if self.save_steps:
+            return (step // self.save_steps + 1) * self.save_steps
+        return step + 1  # time-based: look after every compiled call (cheap, no host sync)
+
+    def step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
+        due = (self.save_steps and step % self.save_steps == 0) or (
+            self.save_secs and time.monotonic() - self._last_time >= self.save_secs
+        )
+        if due:
+            path = self._estimator._save_now(outputs.get("loss"))
+            if path:
+                self.saved.append(path)
+            self._last_time = time.monotonic()
+        return False
+
+
+class ExportMonitor(EveryN):
+    """Export a SavedModel every `every_n_steps` steps and at the end, keeping the newest `exports_to_keep`.
+
+    Args:
+        every_n_steps: period in steps.
+        export_dir: where the timestamped exports go.
+        exports_to_keep: how many exports to keep (None: all). default=5.
+    """
+
+    def __init__(self, every_n_steps: int, export_dir: str, exports_to_keep: int | None = 5) -> None:
+        super().__init__(every_n_steps=every_n_steps, first_n_steps=0)
+        self.export_dir = export_dir
+        self.exports_to_keep = exports_to_keep
+        self.exports: list[str] = []
+        self._last_step: int | None = None
+
+    def every_n_step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
+        self._export(step)
+        return False
+
+    def end(self) -> None:
+        step = getattr(self._estimator, "_runtime", None)
+        if step is not None and self._last_step != step.step:
+            self._export(step.step)
+
+    def _export(self, step: int) -> None:
+        path = self._estimator.export_saved_model(self.export_dir)
+        self._last_step = step
+        self.exports.append(path)
+        logger.info("Exported step %d to %s.", step, path)
+        if self.exports_to_keep:
+            while len(self.exports) > self.exports_to_keep:
+                old = self.exports.pop(0)
+                shutil.rmtree(old, ignore_errors=True)

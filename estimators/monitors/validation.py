@@ -1,0 +1,124 @@
+"""ValidationMonitor: evaluate held-out data while training, stop early, keep the best weights.
+
+It fixes the seed's defects (anchors-api.md §1.11): it evaluates the weights *in memory* (not the
+last checkpoint, which was often stale), in EVAL mode (dropout off in a well-written model_fn),
+on finite data only (an endless input_fn without `eval_steps` is an error at `begin`, not a hang),
+and with `keep_best=True` it saves the best weights as their own checkpoint (model_dir/best), so
+`evaluate/predict/export_saved_model(checkpoint_path="best")` use them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from estimators.monitors.base import EveryN
+
+__all__ = ["ValidationMonitor"]
+
+logger = logging.getLogger("skflow")
+
+
+class ValidationMonitor(EveryN):
+    """Evaluate every `every_n_steps` steps; optionally stop early and keep the best checkpoint.
+
+    Args:
+        x, y: validation data (any input `fit` accepts), or
+        input_fn: a function returning a finite dataset (or pass `eval_steps`).
+        batch_size: rows per evaluation batch. default: the fit batch size.
+        eval_steps: batches per evaluation; None: one full pass.
+        every_n_steps: evaluation period in steps. default=100.
+        metrics: as in `Estimator.evaluate`.
+        early_stopping_rounds: stop when the metric has not improved for this many steps. default=None.
+        early_stopping_metric: the result key to watch. default="loss".
+        early_stopping_metric_minimize: whether lower is better. default=True.
+        name: evaluation name (summaries go to model_dir/eval_<name>).
+        keep_best: save the best weights as model_dir/best. default=False.
+
+    Attributes:
+        best_step, best_value: where the watched metric was best so far.
+        early_stopped: whether this monitor stopped training.
+        history: list of (step, results) of every evaluation.
+    """
+
+    def __init__(
+        self,
+        x: Any = None,
+        y: Any = None,
+        input_fn: Callable[[], Any] | None = None,
+        batch_size: int | None = None,
+        eval_steps: int | None = None,
+        every_n_steps: int = 100,
+        metrics: Any = None,
+        early_stopping_rounds: int | None = None,
+        early_stopping_metric: str = "loss",
+        early_stopping_metric_minimize: bool = True,
+        name: str | None = None,
+        keep_best: bool = False,
+    ) -> None:
+        super().__init__(every_n_steps=every_n_steps, first_n_steps=0)
+        if (x is None) == (input_fn is None):
+            raise ValueError("ValidationMonitor needs either x (with y) or input_fn, not both.")
+        if early_stopping_rounds is not None and early_stopping_rounds < 1:
+            raise ValueError(
+                f"Invalid value for argument `early_stopping_rounds`. Received: early_stopping_rounds={early_stopping_rounds}. "
+                "Expected a positive integer or None."
+            )
+        self.x, self.y, self.input_fn = x, y, input_fn
+        self.batch_size, self.eval_steps = batch_size, eval_steps
+        self.metrics = metrics
+        self.early_stopping_rounds = early_stopping_rounds
+        self.early_stopping_metric = early_stopping_metric
+        self.early_stopping_metric_minimize = early_stopping_metric_minimize
+        self.name = name
+        self.keep_best = keep_best
+        self.best_step: int | None = None
+        self.best_value: float | None = None
+        self.early_stopped = False
+        self.history: list[tuple[int, dict[str, Any]]] = []
+        self._feeder: Any = None
+
+    def begin(self, max_steps: int | None = None) -> None:
+        super().begin(max_steps)
+        self.early_stopped = False
+        est = self._estimator
+        if self.input_fn is None and self._feeder is None:
+            # Validate and encode the held-out data once, not at every evaluation.
+            self._feeder = est._feeder(self.x, self.y, self.batch_size, training=False)
+        finite = self._feeder.finite if self._feeder is not None else est._input_fn_is_finite(self.input_fn)
+        if not finite and self.eval_steps is None:
+            raise ValueError(
+                "ValidationMonitor's input is endless (it repeats forever): evaluation would never end. Pass "
+                "eval_steps=, or make the input finite."
+            )
+
+    def every_n_step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
+        est = self._estimator
+        if self._feeder is not None:
+            results = est.evaluate(x=self._feeder, steps=self.eval_steps, metrics=self.metrics, name=self.name)
+        else:
+            results = est.evaluate(input_fn=self.input_fn, steps=self.eval_steps, metrics=self.metrics, name=self.name)
+        self.history.append((step, results))
+        if self.early_stopping_metric not in results:
+            raise ValueError(
+                f"early_stopping_metric={self.early_stopping_metric!r} is not among the evaluation results {sorted(results)}."
+            )
+        value = float(results[self.early_stopping_metric])
+        logger.info("Validation (step %d): %s", step, ", ".join(f"{k} = {v:.6g}" for k, v in results.items() if k != "global_step"))
+        improved = self.best_value is None or (
+            value < self.best_value if self.early_stopping_metric_minimize else value > self.best_value
+        )
+        if improved and math.isfinite(value):
+            self.best_value, self.best_step = value, step
+            if self.keep_best:
+                est._save_best(step, {k: v for k, v in results.items() if isinstance(v, (int, float))})
+        if self.early_stopping_rounds is not None and self.best_step is not None and step - self.best_step >= self.early_stopping_rounds:
+            logger.info(
+                "Stopping early at step %d: %s has not improved for %d steps (best %.6g at step %d).",
+                step, self.early_stopping_metric, step - self.best_step, self.best_value, self.best_step,
+            )
+            self.early_stopped = True
+            return True
+        return False

@@ -1,0 +1,165 @@
+"""Built-in monitors: stopping, NaN, logging, rates, captured variables, checkpoints, exports, epochs."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from estimators import Estimator, RunConfig, get_global_step, optimize_loss
+from estimators.monitors import (
+    BaseMonitor,
+    CaptureVariable,
+    CheckpointSaver,
+    ExportMonitor,
+    LoggingTrainable,
+    NanLoss,
+    NanLossDuringTrainingError,
+    PrintTensor,
+    ProgressBar,
+    StepCounter,
+    StopAtStep,
+    get_default_monitors,
+)
+from tests.helpers import mlp_fn
+
+PARAMS = {"n_classes": 3}
+
+
+def _est(model_dir, **config):
+    cfg = {"tf_random_seed": 0, "log_step_count_steps": 0, **config}
+    return Estimator(mlp_fn, model_dir=model_dir, params=PARAMS, config=RunConfig(**cfg))
+
+
+def test_stop_at_step_with_num_steps_or_last_step(model_dir, iris):
+    est = _est(model_dir).fit(*iris, steps=1000, monitors=[StopAtStep(num_steps=7)])
+    assert est.get_variable_value("global_step") == 7
+    est.fit(*iris, steps=1000, monitors=[StopAtStep(last_step=20)])
+    assert est.get_variable_value("global_step") == 20
+    with pytest.raises(ValueError, match="Exactly one of num_steps and last_step"):
+        StopAtStep()
+
+
+def _nan_after(step_k):
+    def fn(features, targets, mode, params):
+        logits = keras.layers.Dense(3)(features)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits))
+        poisoned = tf.where(get_global_step() >= step_k, np.float32(np.nan), 0.0)
+        train_op = optimize_loss(loss + poisoned, "SGD", 0.1)
+        return {"class": tf.argmax(logits, 1)}, loss + poisoned, train_op
+
+    return fn
+
+
+def test_nan_loss_stops_training_names_the_step_and_keeps_the_last_good_checkpoint(model_dir, iris):
+    cfg = RunConfig(tf_random_seed=0, log_step_count_steps=0, save_checkpoints_steps=10)
+    est = Estimator(_nan_after(25), model_dir=model_dir, params={}, config=cfg)
+    with pytest.raises(NanLossDuringTrainingError, match="at global step 30") as info:
+        est.fit(*iris, steps=100, monitors=[NanLoss(every_n_steps=5)])
+    assert info.value.step == 30
+    # Step 30's checkpoint was not written: the weights had gone NaN after step 25.
+    assert est.latest_checkpoint().endswith("-20")
+    fresh = Estimator(_nan_after(10_000), model_dir=model_dir, params={}, config=cfg)
+    assert np.isfinite(fresh.evaluate(*iris)["loss"])
+
+
+def test_nan_loss_without_failing_just_stops(model_dir, iris):
+    est = Estimator(_nan_after(3), model_dir=model_dir, params={}, config=RunConfig(log_step_count_steps=0))
+    est.fit(*iris, steps=100, monitors=[NanLoss(every_n_steps=1, fail_on_nan_loss=False)])
+    assert est.latest_checkpoint() is None  # nothing good to save after step 4
+
+
+def test_print_tensor_and_logging_trainable_log_requested_values(model_dir, iris, caplog):
+    with caplog.at_level(logging.INFO, logger="skflow"):
+        _est(model_dir).fit(
+            *iris,
+            steps=4,
+            monitors=[PrintTensor(["loss", "dense/bias"], every_n=2), LoggingTrainable("dense_1", every_n=4)],
+        )
+    text = caplog.text
+    assert "Step 2: loss = " in text and "dense/bias = " in text
+    assert "Step 4: dense_1/kernel = array(16, 3)" in text and "Step 4: dense/kernel" not in text
+
+
+def test_capture_variable_records_values_at_its_steps(model_dir, iris):
+    capture = CaptureVariable("dense/bias", every_n=10, first_n=1)
+    est = _est(model_dir).fit(*iris, steps=30, monitors=[capture])
+    assert sorted(capture.values) == [1, 10, 20, 30]
+    np.testing.assert_allclose(capture.values[30], est.get_variable_value("dense/bias"))
+    assert not np.allclose(capture.values[1], capture.values[30])
+
+
+def test_step_counter_reports_steps_and_examples_per_second(model_dir, iris):
+    counter = StepCounter(every_n_steps=20)
+    _est(model_dir).fit(*iris, steps=60, batch_size=10, monitors=[counter])
+    assert [r["step"] for r in counter.rates] == [20, 40, 60]
+    rate = counter.rates[-1]
+    assert rate["global_step/sec"] > 0 and rate["examples/sec"] == pytest.approx(rate["global_step/sec"] * 10)
+
+
+def test_checkpoint_saver_saves_on_its_own_schedule(model_dir, iris):
+    saver = CheckpointSaver(save_steps=15)
+    _est(model_dir, keep_checkpoint_max=10).fit(*iris, steps=40, monitors=[saver])
+    assert [os.path.basename(p) for p in saver.saved] == ["model.ckpt-15", "model.ckpt-30"]
+    with pytest.raises(ValueError, match="Exactly one of save_secs and save_steps"):
+        CheckpointSaver()
+
+
+def test_export_monitor_exports_periodically_and_keeps_the_newest(model_dir, tmp_path, iris):
+    export = ExportMonitor(every_n_steps=10, export_dir=str(tmp_path / "exports"), exports_to_keep=2)
+    _est(model_dir).fit(*iris, steps=35, monitors=[export])
+    kept = sorted(os.listdir(tmp_path / "exports"))
+    assert len(export.exports) == 2 and len(kept) == 2  # steps 10, 20, 30 and the end at 35; two kept
+    served = tf.saved_model.load(export.exports[-1]).signatures["serving_default"](features=tf.constant(iris[0][:3]))
+    assert served["class"].shape == (3,)
+
+
+def test_epoch_hooks_fire_at_epoch_boundaries_of_in_memory_data(model_dir, iris):
+    calls = []
+
+    class Epochs(BaseMonitor):
+        def next_step(self, step):
+            return None
+
+        def epoch_begin(self, epoch):
+            calls.append(("begin", epoch))
+
+        def epoch_end(self, epoch):
+            calls.append(("end", epoch))
+
+    _est(model_dir).fit(*iris, steps=12, batch_size=30, monitors=[Epochs()])  # 150 rows / 30 = 5 steps per epoch
+    assert calls == [("begin", 0), ("end", 0), ("begin", 1), ("end", 1), ("begin", 2)]
+
+
+def test_progress_bar_draws_step_loss_and_rate_when_forced_and_is_silent_otherwise(model_dir, iris):
+    stream = io.StringIO()
+    _est(model_dir).fit(
+        *iris, steps=64, batch_size=10, monitors=[ProgressBar(every_n_steps=32, stream=stream, force=True)]
+    )
+    text = stream.getvalue()
+    assert "step 64/64" in text and "loss" in text and "ex/s" in text
+    quiet = io.StringIO()
+    _est(model_dir).fit(*iris, steps=64, monitors=[ProgressBar(stream=quiet)])
+    assert quiet.getvalue() == ""
+
+
+def test_default_monitors_log_loss_and_write_summaries(model_dir, iris, caplog):
+    with caplog.at_level(logging.INFO, logger="skflow"):
+        _est(model_dir, log_step_count_steps=10, save_summary_steps=10).fit(*iris, steps=20)
+    assert "loss = " in caplog.text and "Loss for final step" in caplog.text
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(model_dir))
+    names = [type(m).__name__ for m in get_default_monitors(RunConfig(verbose=0))]
+    assert names == ["SummarySaver"]
+
+
+def test_monitors_run_with_partial_fit(model_dir, iris):
+    capture = CaptureVariable("dense/bias", every_n=2, first_n=0)
+    est = _est(model_dir)
+    for _ in range(4):
+        est.partial_fit(iris[0][:20], iris[1][:20], monitors=[capture])
+    assert sorted(capture.values) == [2, 4]
