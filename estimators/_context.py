@@ -33,6 +33,7 @@ class VariableStore:
 
     def __init__(self) -> None:
         self.variables: dict[str, tf.Variable] = {}
+        self.initial_values: dict[str, Any] = {}  # name -> the initial value (or its callable), to re-initialise
         self.new_names: list[str] = []  # created since the last `pop_new()`
 
     def pop_new(self) -> list[str]:
@@ -76,8 +77,15 @@ class VariableStore:
         with tf.init_scope(), passthrough():
             var = tf.Variable(**kwargs)
         self.variables[name] = var
+        self.initial_values[name] = kwargs["initial_value"]
         self.new_names.append(name)
         return var
+
+    def reinitialize(self) -> None:
+        """Give every variable its initial value again (Keras initializers are seeded: same values)."""
+        for name, var in self.variables.items():
+            value = self.initial_values[name]
+            var.assign(value() if callable(value) else value)
 
 
 class _CallState:

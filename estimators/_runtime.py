@@ -62,6 +62,7 @@ class Runtime:
         self.optimizers: list[Any] = []
         self.optimizer_vars: dict[str, tf.Variable] = {}
         self._new_optimizer_names: list[str] = []
+        self._optimizer_initial: dict[str, Any] = {}
         with self.strategy.scope(), passthrough():
             self.global_step = tf.Variable(
                 0,
@@ -85,7 +86,18 @@ class Runtime:
         for j, var in enumerate(optimizer.variables):
             name = f"optimizer_{index}/{j}"
             self.optimizer_vars[name] = getattr(var, "value", var)
+            with tf.init_scope():
+                self._optimizer_initial[name] = self.optimizer_vars[name].numpy()
             self._new_optimizer_names.append(name)
+
+    def reinitialize(self) -> None:
+        """Back to the state before training: initial weights, fresh optimizer slots, global step 0.
+        The compiled functions are kept, which is the point (no retracing on a refit)."""
+        self.store.reinitialize()
+        for name, value in self._optimizer_initial.items():
+            self.optimizer_vars[name].assign(value)
+        self.global_step.assign(0)
+        self.step = 0
 
     def pop_new_variables(self) -> dict[str, tf.Variable]:
         """Variables created since the last call (model and optimizer), by checkpoint name."""

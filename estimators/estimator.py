@@ -43,6 +43,7 @@ __all__ = ["Estimator", "NotFittedError"]
 logger = logging.getLogger("skflow")
 
 _DEFAULT_BATCH_SIZE = 32
+_UNPICKLED = ("_runtime", "_checkpoints", "_best_checkpoints", "_default_monitors")
 BEST = "best"  # model_dir/best holds the best checkpoint kept by ValidationMonitor(keep_best=True)
 
 
@@ -118,8 +119,54 @@ class Estimator:
         self._feeder_state: dict[str, Any] | None = None  # encoding learned by the first fit's feeder
         self._best_checkpoints: ckpt.CheckpointStore | None = None
         self._pinned_checkpoint: str | None = None  # set on copies made by _pinned()
+        self._default_monitors: dict[bool, list[Any]] = {}
         self._steps_per_epoch: int | None = None
         self._meta_dirty = False
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without TF objects: the configuration, signatures, and the weights as numpy arrays.
+
+        The model_fn is pickled by reference, so it must be importable (a module-level function).
+        A `tf.distribute` strategy in the RunConfig is dropped (it cannot be pickled).
+        """
+        state = {k: v for k, v in self.__dict__.items() if k not in _UNPICKLED}
+        state["_config"] = self._config.replace(train_distribute=None, eval_distribute=None)
+        state["_pickled_weights"] = self._weights_for_pickle()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # A copy never writes into the original's model_dir: it gets a directory of its own.
+        self._origin_model_dir = state["_model_dir"]
+        self._model_dir = tempfile.mkdtemp(prefix="skflow_")
+        self._checkpoints = ckpt.CheckpointStore(
+            self._model_dir, self._config.keep_checkpoint_max, self._config.keep_checkpoint_every_n_hours, self._config.is_chief
+        )
+        self._runtime = None
+        self._best_checkpoints = None
+        self._default_monitors = {}
+        self._initialized = False
+        self._last_saved_step = None
+        self._meta_dirty = self._features_info is not None
+        if self._meta_dirty and self._config.is_chief:
+            self._record_signatures(self._features_info, self._targets_info, "fit")
+
+    def _weights_for_pickle(self) -> dict[str, np.ndarray] | None:
+        if self._runtime is not None and self._initialized:
+            rt = self._runtime
+            weights = {n: v.numpy() for n, v in rt.store.variables.items()}
+            weights.update({n: v.numpy() for n, v in rt.optimizer_vars.items()})
+            weights["global_step"] = np.int64(rt.step)
+            return weights
+        pending = self.__dict__.get("_pickled_weights")
+        if pending is not None:
+            return pending
+        path = self._restore_source() if self._checkpoints is not None else None
+        if path is None:
+            return None
+        reader = tf.train.load_checkpoint(path)
+        return {n: reader.get_tensor(ckpt._key_for(n)) for n in ckpt.list_checkpoint_variables(path)}
 
     # ------------------------------------------------------------------ properties
     @property
@@ -369,6 +416,25 @@ class Estimator:
             checkpoint_path = self._resolve_checkpoint(checkpoint_path)
         return export_saved_model(self, os.fspath(export_dir_base), checkpoint_path=checkpoint_path, as_text=as_text)
 
+    def _restart(self, model_dir: str) -> None:
+        """Start over in a new, empty model_dir, reusing the compiled functions (used by the canned
+        estimators' refit: scikit-learn's fit trains from scratch, and tracing costs more than tiny fits)."""
+        self._model_dir = model_dir
+        self._checkpoints = ckpt.CheckpointStore(
+            model_dir, self._config.keep_checkpoint_max, self._config.keep_checkpoint_every_n_hours, self._config.is_chief
+        )
+        self._best_checkpoints = None
+        self._default_monitors = {}
+        self._last_saved_step = None
+        self._last_loss = None
+        self.__dict__.pop("_pickled_weights", None)
+        if self._runtime is not None:
+            self._runtime.reinitialize()
+            self._initialized = False
+        self._meta_dirty = self._features_info is not None
+        if self._meta_dirty and self._config.is_chief:
+            self._record_signatures(self._features_info, self._targets_info, "fit")
+
     def _resolve_checkpoint(self, checkpoint_path: str | os.PathLike) -> str:
         """A checkpoint path from a path, a directory (its latest) or "best" (model_dir/best)."""
         path = os.fspath(checkpoint_path)
@@ -397,6 +463,7 @@ class Estimator:
         other._initialized = False
         other._pinned_checkpoint = path
         other._last_saved_step = None
+        other._default_monitors = {}
         return other
 
     # ------------------------------------------------------------------ inputs
@@ -576,7 +643,12 @@ class Estimator:
                 tf.random.set_seed(self._config.tf_random_seed)
             self._runtime = Runtime(self, self._config.train_distribute)
             latest = self._restore_source()
-            if latest is not None:
+            pickled = self.__dict__.get("_pickled_weights")
+            if latest is None and pickled is not None:
+                self._runtime.global_step.assign(int(pickled.get("global_step", 0)))
+                self._runtime.step = int(self._runtime.global_step.numpy())
+                self._initialized = True
+            elif latest is not None:
                 self._runtime.global_step.assign(ckpt.read_global_step(latest))
                 self._runtime.step = int(self._runtime.global_step.numpy())
                 self._last_saved_step = self._runtime.step
@@ -609,6 +681,12 @@ class Estimator:
         if source is not None:
             ckpt.restore_variables(source, new, self._model_dir)
             self._initialized = True
+            return
+        pickled = self.__dict__.get("_pickled_weights")
+        if pickled is not None:
+            for name, var in new.items():
+                if name in pickled:
+                    var.assign(pickled[name])
             return
         if self._initialized:
             return  # trained in memory and not saved yet: new variables start fresh
@@ -716,7 +794,13 @@ class Estimator:
         calls stay cheap.
         """
         config = self._config
-        defaults = [NanLoss(every_n_steps=max(config.log_step_count_steps or 100, 1)), *get_default_monitors(config, partial)]
+        # Default monitors live as long as the Estimator (one summary writer, not one per call).
+        if partial not in self._default_monitors:
+            self._default_monitors[partial] = [
+                NanLoss(every_n_steps=max(config.log_step_count_steps or 100, 1)),
+                *get_default_monitors(config, partial),
+            ]
+        defaults = self._default_monitors[partial]
         mlist = MonitorList([*defaults, *(monitors or [])], estimator=self, is_chief=config.is_chief)
         save_steps, save_secs = config.save_checkpoints_steps, config.save_checkpoints_secs
         last_save_time = time.monotonic()

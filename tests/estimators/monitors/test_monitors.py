@@ -163,3 +163,11 @@ def test_monitors_run_with_partial_fit(model_dir, iris):
     for _ in range(4):
         est.partial_fit(iris[0][:20], iris[1][:20], monitors=[capture])
     assert sorted(capture.values) == [2, 4]
+
+
+def test_repeated_partial_fit_calls_share_one_summary_writer(model_dir, iris):
+    est = _est(model_dir, save_summary_steps=1)
+    for _ in range(5):
+        est.partial_fit(iris[0][:16], iris[1][:16])
+    events = [f for f in os.listdir(model_dir) if f.startswith("events.out.tfevents")]
+    assert len(events) == 1
