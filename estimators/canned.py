@@ -313,7 +313,7 @@ class LinearClassifier(_ClassifierBase):
 
     _model_fn = staticmethod(linear_model_fn)
 
-    def __init__(self, n_classes=None, optimizer="Adam", learning_rate=0.01, batch_size=32, epochs=20, steps=None,
+    def __init__(self, n_classes=None, optimizer="Adam", learning_rate=0.05, batch_size=32, epochs=20, steps=None,
                  clip_gradients=None, model_dir=None, warm_start=False, config=None, random_state=None, verbose=0):  # fmt: skip
         self.n_classes = n_classes
         self.optimizer = optimizer
@@ -334,7 +334,7 @@ class LinearRegressor(_RegressorBase):
 
     _model_fn = staticmethod(linear_model_fn)
 
-    def __init__(self, optimizer="Adam", learning_rate=0.01, batch_size=32, epochs=20, steps=None, clip_gradients=None,
+    def __init__(self, optimizer="Adam", learning_rate=0.05, batch_size=32, epochs=20, steps=None, clip_gradients=None,
                  model_dir=None, warm_start=False, config=None, random_state=None, verbose=0):  # fmt: skip
         self.optimizer = optimizer
         self.learning_rate = learning_rate
