@@ -37,7 +37,11 @@ def _wide_inputs(features: Any, params: Mapping[str, Any], n_out: int) -> tf.Ten
     if "numeric" in features:
         parts.append(keras.layers.Dense(n_out, name="linear")(features["numeric"]))
     for name, size in sorted(params.get("vocabulary_sizes", {}).items()):
-        parts.append(keras.layers.Embedding(size, n_out, embeddings_initializer="zeros", name=f"linear_{_safe(name)}")(features[name]))
+        parts.append(
+            keras.layers.Embedding(size, n_out, embeddings_initializer="zeros", name=f"linear_{_safe(name)}")(
+                features[name]
+            )
+        )
     return tf.add_n(parts)
 
 
@@ -106,7 +110,9 @@ def dnn_model_fn(features: Any, targets: Any, mode: str, params: Mapping[str, An
     return _head(logits, targets, mode, params)
 
 
-def dnn_linear_combined_model_fn(features: Any, targets: Any, mode: str, params: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+def dnn_linear_combined_model_fn(
+    features: Any, targets: Any, mode: str, params: Mapping[str, Any]
+) -> tuple[Any, Any, Any]:
     """Wide and deep: the sum of a linear model and a DNN, trained jointly."""
     wide = _wide_inputs(_select(features, params.get("linear_features")), params, _n_out(params))
     net = _tower(_deep_inputs(_select(features, params.get("dnn_features")), params), params, mode)

@@ -72,6 +72,7 @@ class Runtime:
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
             )
         self.traced: set[Any] = set()  # compiled functions already traced (their variables exist)
+        self.concrete: dict[Any, Any] = {}  # fixed-signature function -> its concrete function
         self.step = 0  # Python mirror of global_step, kept in sync by the loops
         self._train_fns: dict[bool, Any] = {}
         self._step_fn: Any = None

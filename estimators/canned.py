@@ -42,9 +42,7 @@ def _needs_pandas_feeder(X: Any) -> bool:
         X = X.to_frame()
     if not isinstance(X, pd.DataFrame):
         return False
-    return any(
-        not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype) for dtype in X.dtypes
-    )
+    return any(not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype) for dtype in X.dtypes)
 
 
 def _layout(a: Any) -> Any:
@@ -90,14 +88,20 @@ class _CannedEstimator(BaseEstimator):
         seed = _seed(self.random_state)
         base = self.config if self.config is not None else RunConfig(log_step_count_steps=0, verbose=self.verbose)
         if not isinstance(base, RunConfig):
-            raise ValueError(f"Invalid value for argument `config`. Received a {type(base).__name__}; expected a RunConfig.")
+            raise ValueError(
+                f"Invalid value for argument `config`. Received a {type(base).__name__}; expected a RunConfig."
+            )
         return base.replace(tf_random_seed=seed) if seed is not None else base
 
     def _new_estimator(self, params: dict[str, Any]) -> Estimator:
         model_dir = self.model_dir
         if model_dir is None:
             model_dir = tempfile.mkdtemp(prefix=f"skflow_{type(self).__name__.lower()}_")
-        elif not self.warm_start and os.path.isdir(model_dir) and any(f.endswith(".index") for f in os.listdir(model_dir)):
+        elif (
+            not self.warm_start
+            and os.path.isdir(model_dir)
+            and any(f.endswith(".index") for f in os.listdir(model_dir))
+        ):
             raise ValueError(
                 f"model_dir={model_dir!r} already holds a trained model and fit() trains from scratch. Pass "
                 "warm_start=True to continue training it, or use a new model_dir."
@@ -119,26 +123,36 @@ class _CannedEstimator(BaseEstimator):
                 self._check_columns(frame)
             y = np.asarray(y)
             if len(y) != len(frame):
-                raise ValueError(f"Found input variables with inconsistent numbers of samples: [{len(frame)}, {len(y)}]")
+                raise ValueError(
+                    f"Found input variables with inconsistent numbers of samples: [{len(frame)}, {len(y)}]"
+                )
             return frame, y
         if reset:
             self._vocabulary_sizes = {}
         elif getattr(self, "_vocabulary_sizes", None):
-            raise ValueError(f"{type(self).__name__} was fitted on a DataFrame with categorical columns; pass a DataFrame.")
+            raise ValueError(
+                f"{type(self).__name__} was fitted on a DataFrame with categorical columns; pass a DataFrame."
+            )
         is_regressor = self._head == "regressor"
-        X, y = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64], y_numeric=is_regressor, multi_output=is_regressor)
+        X, y = validate_data(
+            self, X, y, reset=reset, dtype=[np.float32, np.float64], y_numeric=is_regressor, multi_output=is_regressor
+        )
         return X.astype(np.float32, copy=False), y
 
     def _check_columns(self, frame: pd.DataFrame) -> None:
         names = getattr(self, "feature_names_in_", None)
         if names is not None and frame.shape[1] != len(names):
-            raise ValueError(f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting {len(names)} features as input.")
+            raise ValueError(
+                f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting {len(names)} features as input."
+            )
 
     def _validate_predict(self, X: Any) -> Any:
         check_is_fitted(self, "estimator_")
         if getattr(self, "_vocabulary_sizes", None):
             if not isinstance(X, (pd.DataFrame, pd.Series)):
-                raise ValueError(f"{type(self).__name__} was fitted on a DataFrame with categorical columns; pass a DataFrame.")
+                raise ValueError(
+                    f"{type(self).__name__} was fitted on a DataFrame with categorical columns; pass a DataFrame."
+                )
             frame = X.to_frame() if isinstance(X, pd.Series) else X
             self._check_columns(frame)
             return frame
@@ -148,7 +162,9 @@ class _CannedEstimator(BaseEstimator):
     def _targets(self, y: np.ndarray, sample_weight: Any, X: Any) -> Any:
         if sample_weight is None:
             return y
-        weights = _check_sample_weight(sample_weight, X if not isinstance(X, pd.DataFrame) else np.empty((len(X), 0)), dtype=np.float32)
+        weights = _check_sample_weight(
+            sample_weight, X if not isinstance(X, pd.DataFrame) else np.empty((len(X), 0)), dtype=np.float32
+        )
         return {"y": y, "sample_weight": weights}
 
     def _steps(self, n: int, batch_size: int, steps: int | None, epochs: int | None) -> int:
@@ -163,14 +179,27 @@ class _CannedEstimator(BaseEstimator):
     def _fit(self, X: Any, y: Any, sample_weight: Any, reset: bool, classes: Any = None, **overrides: Any) -> Any:
         unknown = set(overrides) - {"steps", "epochs", "batch_size", "monitors"}
         if unknown:
-            raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(unknown)}; accepted: steps, epochs, batch_size, monitors.")
+            raise TypeError(
+                f"fit() got unexpected keyword argument(s) {sorted(unknown)}; accepted: steps, epochs, batch_size, monitors."
+            )
         X, y = self._validate(X, y, reset=reset)
         y_encoded = self._encode_targets(y, classes=classes, reset=reset)
         batch_size = overrides.get("batch_size") or self.batch_size
         n = len(X)
         if reset or not hasattr(self, "estimator_"):
-            params = {**self._model_params(), **self._head_params(y_encoded), "head": self._head, "vocabulary_sizes": self._vocabulary_sizes}
-            key = (repr(sorted(params.items())), _layout(X), _layout(y_encoded), sample_weight is None, repr(self._run_config()))
+            params = {
+                **self._model_params(),
+                **self._head_params(y_encoded),
+                "head": self._head,
+                "vocabulary_sizes": self._vocabulary_sizes,
+            }
+            key = (
+                repr(sorted(params.items())),
+                _layout(X),
+                _layout(y_encoded),
+                sample_weight is None,
+                repr(self._run_config()),
+            )
             previous = getattr(self, "estimator_", None)
             if self.warm_start and previous is not None:
                 pass  # keep training the model we have
@@ -187,7 +216,9 @@ class _CannedEstimator(BaseEstimator):
         if reset:
             self.estimator_.fit(X, targets, steps=steps, batch_size=batch_size, monitors=overrides.get("monitors"))
         else:
-            self.estimator_.partial_fit(X, targets, steps=steps, batch_size=batch_size, monitors=overrides.get("monitors"))
+            self.estimator_.partial_fit(
+                X, targets, steps=steps, batch_size=batch_size, monitors=overrides.get("monitors")
+            )
         return self
 
     def _predict_outputs(self, X: Any, key: str) -> np.ndarray:
@@ -208,7 +239,9 @@ class _ClassifierBase(ClassifierMixin, _CannedEstimator):
             self.classes_ = np.unique(np.asarray(classes)) if classes is not None else found
             missing = np.setdiff1d(found, self.classes_)
             if missing.size:
-                raise ValueError(f"y contains classes {missing.tolist()} that are not in `classes` {self.classes_.tolist()}.")
+                raise ValueError(
+                    f"y contains classes {missing.tolist()} that are not in `classes` {self.classes_.tolist()}."
+                )
             if self.n_classes is not None and self.n_classes < len(self.classes_):
                 raise ValueError(f"n_classes={self.n_classes}, but y has {len(self.classes_)} classes.")
         unknown = np.setdiff1d(np.unique(y), self.classes_)
@@ -306,10 +339,13 @@ _COMMON_DOC = """
 
 
 class LinearClassifier(_ClassifierBase):
-    __doc__ = """Linear (softmax) classifier, the seed's LinearClassifier with scikit-learn's contract.
+    __doc__ = (
+        """Linear (softmax) classifier, the seed's LinearClassifier with scikit-learn's contract.
 
     n_classes: number of classes; default inferred from y.
-    """ + _COMMON_DOC
+    """
+        + _COMMON_DOC
+    )
 
     _model_fn = staticmethod(linear_model_fn)
 
@@ -353,9 +389,13 @@ class _DNNParams:
     def _model_params(self) -> dict[str, Any]:
         hidden = tuple(int(u) for u in (self.hidden_units or ()))
         if any(u < 1 for u in hidden):
-            raise ValueError(f"Invalid value for argument `hidden_units`. Received: hidden_units={self.hidden_units!r}. Expected positive integers.")
+            raise ValueError(
+                f"Invalid value for argument `hidden_units`. Received: hidden_units={self.hidden_units!r}. Expected positive integers."
+            )
         if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise ValueError(f"Invalid value for argument `dropout`. Received: dropout={self.dropout!r}. Expected a number in [0, 1).")
+            raise ValueError(
+                f"Invalid value for argument `dropout`. Received: dropout={self.dropout!r}. Expected a number in [0, 1)."
+            )
         return {
             **super()._model_params(),
             "hidden_units": hidden,
@@ -368,11 +408,14 @@ class _DNNParams:
 
 
 class DNNClassifier(_DNNParams, _ClassifierBase):
-    __doc__ = """Feed-forward network classifier, the seed's DNNClassifier with scikit-learn's contract.
+    __doc__ = (
+        """Feed-forward network classifier, the seed's DNNClassifier with scikit-learn's contract.
 
     hidden_units: units per hidden layer, default=(64, 64). activation: Keras activation, default="relu".
     dropout: dropout rate in training, default=None. n_classes: default inferred from y.
-    """ + _COMMON_DOC
+    """
+        + _COMMON_DOC
+    )
 
     _model_fn = staticmethod(dnn_model_fn)
 
@@ -421,11 +464,14 @@ class DNNRegressor(_DNNParams, _RegressorBase):
 
 
 class DNNLinearCombinedClassifier(_DNNParams, _ClassifierBase):
-    __doc__ = """Wide-and-deep classifier: a linear model plus a DNN, trained jointly.
+    __doc__ = (
+        """Wide-and-deep classifier: a linear model plus a DNN, trained jointly.
 
     linear_features / dnn_features: column indices (or DataFrame column names) each part sees;
     default all. Other arguments as DNNClassifier.
-    """ + _COMMON_DOC
+    """
+        + _COMMON_DOC
+    )
 
     _model_fn = staticmethod(dnn_linear_combined_model_fn)
 

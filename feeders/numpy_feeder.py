@@ -76,6 +76,9 @@ def validate_features(x: Any, name: str = "X", ensure_2d: bool = True) -> np.nda
             f"{name} is a scipy.sparse matrix; the dense numpy feeder cannot take it. "
             "Densify small matrices with X.toarray(), or use feeders.SparseDataFeeder."
         )
+    if _is_clean_float_matrix(x, ensure_2d):
+        # Fast path (partial_fit, one-row predict): scikit-learn's checks would all pass; skip their cost.
+        return _as_float32(x if x.flags.c_contiguous else np.ascontiguousarray(x))
     array = np.asarray(x) if not hasattr(x, "dtype") else x
     if getattr(array, "dtype", None) is not None and array.dtype.kind in "US" and array.ndim >= 1:
         raise ValueError(
@@ -95,6 +98,17 @@ def validate_features(x: Any, name: str = "X", ensure_2d: bool = True) -> np.nda
         raise ValueError(f"{name} must be an array with one entry per sample; got a scalar.")
     array = check_array(array, dtype="numeric", allow_nd=True, ensure_2d=ensure_2d, input_name=name, estimator=None)
     return _as_float32(np.ascontiguousarray(array))
+
+
+def _is_clean_float_matrix(x: Any, ensure_2d: bool) -> bool:
+    return (
+        type(x) is np.ndarray
+        and x.dtype in (np.float32, np.float64)
+        and (x.ndim >= 2 if ensure_2d else x.ndim >= 1)
+        and x.size > 0
+        and x.shape[-1] > 0
+        and bool(np.isfinite(x).all())
+    )
 
 
 def validate_targets(y: Any, n_samples: int | None = None, name: str = "y") -> np.ndarray | dict[str, np.ndarray]:

@@ -193,10 +193,14 @@ class StepCounter(EveryN):
         if batch:
             rate["examples/sec"] = steps_per_sec * batch
         self.rates.append(rate)
-        logger.info("global_step/sec: %.4g%s", steps_per_sec, f", examples/sec: {rate['examples/sec']:.4g}" if batch else "")
+        logger.info(
+            "global_step/sec: %.4g%s", steps_per_sec, f", examples/sec: {rate['examples/sec']:.4g}" if batch else ""
+        )
         from estimators._summaries import write_scalars
 
-        write_scalars(self.output_dir or self._estimator.model_dir, {k: v for k, v in rate.items() if k != "step"}, step)
+        write_scalars(
+            self.output_dir or self._estimator.model_dir, {k: v for k, v in rate.items() if k != "step"}, step
+        )
         return False
 
 
@@ -219,5 +223,11 @@ class CaptureVariable(EveryN):
 def _short(value: Any) -> str:
     array = np.asarray(value)
     if array.size <= 6:
-        return np.array2string(array, precision=6) if array.ndim else f"{array.item():.6g}" if array.dtype.kind == "f" else str(array.item())
+        return (
+            np.array2string(array, precision=6)
+            if array.ndim
+            else f"{array.item():.6g}"
+            if array.dtype.kind == "f"
+            else str(array.item())
+        )
     return f"array{array.shape} mean={array.mean():.6g} min={array.min():.6g} max={array.max():.6g}"

@@ -106,7 +106,11 @@ class ValidationMonitor(EveryN):
                 f"early_stopping_metric={self.early_stopping_metric!r} is not among the evaluation results {sorted(results)}."
             )
         value = float(results[self.early_stopping_metric])
-        logger.info("Validation (step %d): %s", step, ", ".join(f"{k} = {v:.6g}" for k, v in results.items() if k != "global_step"))
+        logger.info(
+            "Validation (step %d): %s",
+            step,
+            ", ".join(f"{k} = {v:.6g}" for k, v in results.items() if k != "global_step"),
+        )
         improved = self.best_value is None or (
             value < self.best_value if self.early_stopping_metric_minimize else value > self.best_value
         )
@@ -114,10 +118,18 @@ class ValidationMonitor(EveryN):
             self.best_value, self.best_step = value, step
             if self.keep_best:
                 est._save_best(step, {k: v for k, v in results.items() if isinstance(v, (int, float))})
-        if self.early_stopping_rounds is not None and self.best_step is not None and step - self.best_step >= self.early_stopping_rounds:
+        if (
+            self.early_stopping_rounds is not None
+            and self.best_step is not None
+            and step - self.best_step >= self.early_stopping_rounds
+        ):
             logger.info(
                 "Stopping early at step %d: %s has not improved for %d steps (best %.6g at step %d).",
-                step, self.early_stopping_metric, step - self.best_step, self.best_value, self.best_step,
+                step,
+                self.early_stopping_metric,
+                step - self.best_step,
+                self.best_value,
+                self.best_step,
             )
             self.early_stopped = True
             return True

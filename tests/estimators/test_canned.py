@@ -89,7 +89,12 @@ def test_a_fitted_estimator_survives_pickle_and_joblib_with_its_weights(binary, 
 
 def test_the_custom_estimator_pickles_when_its_model_fn_is_importable(tmp_path):
     x, y = load_iris(return_X_y=True)
-    est = Estimator(mlp_fn, model_dir=str(tmp_path / "m"), params={"n_classes": 3}, config=RunConfig(tf_random_seed=0, log_step_count_steps=0))
+    est = Estimator(
+        mlp_fn,
+        model_dir=str(tmp_path / "m"),
+        params={"n_classes": 3},
+        config=RunConfig(tf_random_seed=0, log_step_count_steps=0),
+    )
     est.fit(x, y, steps=50)
     restored = pickle.loads(pickle.dumps(est))
     np.testing.assert_allclose(restored.predict(x)["prob"], est.predict(x)["prob"], rtol=1e-6)
@@ -113,11 +118,13 @@ def test_partial_fit_needs_classes_first_and_keeps_learning(binary):
 def test_dataframes_with_categorical_columns_go_through_the_pandas_feeder():
     rng = np.random.default_rng(0)
     n = 300
-    frame = pd.DataFrame({
-        "x": rng.normal(size=n),
-        "color": pd.Categorical(rng.choice(["red", "green", "blue"], n)),
-        "shape": rng.choice(["round", "square"], n),
-    })
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "color": pd.Categorical(rng.choice(["red", "green", "blue"], n)),
+            "shape": rng.choice(["round", "square"], n),
+        }
+    )
     y = np.where((frame["color"] == "red") ^ (frame["shape"] == "round"), "yes", "no")
     model = DNNLinearCombinedClassifier(hidden_units=(16,), learning_rate=0.02, epochs=30, random_state=0).fit(frame, y)
     assert list(model.feature_names_in_) == ["x", "color", "shape"] and model.n_features_in_ == 3
@@ -130,10 +137,16 @@ def test_dataframes_with_categorical_columns_go_through_the_pandas_feeder():
 def test_regressors_learn_unscaled_targets_and_multi_output(binary):
     x, _ = binary
     y = x @ np.arange(1, 7) * 10 + 150
-    for model in (LinearRegressor(learning_rate=0.05, **FAST), DNNRegressor(hidden_units=(16,), learning_rate=0.01, **FAST)):
+    for model in (
+        LinearRegressor(learning_rate=0.05, **FAST),
+        DNNRegressor(hidden_units=(16,), learning_rate=0.01, **FAST),
+    ):
         assert model.fit(x, y).score(x, y) > 0.9
     y2 = np.stack([y, -y], axis=1)
-    assert DNNLinearCombinedRegressor(hidden_units=(8,), learning_rate=0.02, **FAST).fit(x, y2).predict(x).shape == (200, 2)
+    assert DNNLinearCombinedRegressor(hidden_units=(8,), learning_rate=0.02, **FAST).fit(x, y2).predict(x).shape == (
+        200,
+        2,
+    )
 
 
 def test_fit_overrides_and_model_dir_protection(binary, tmp_path):

@@ -53,7 +53,9 @@ def test_regressors_come_within_five_percent_relative_error_of_scikit_learn(ours
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0)
 
     def rmse(model):
-        return np.sqrt(mean_squared_error(y_test, make_pipeline(StandardScaler(), model).fit(x_train, y_train).predict(x_test)))
+        return np.sqrt(
+            mean_squared_error(y_test, make_pipeline(StandardScaler(), model).fit(x_train, y_train).predict(x_test))
+        )
 
     ours_rmse, theirs_rmse = rmse(ours()), rmse(theirs())
     assert ours_rmse <= 1.05 * theirs_rmse, f"RMSE ours {ours_rmse:.2f} vs scikit-learn {theirs_rmse:.2f}"
