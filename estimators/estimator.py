@@ -835,7 +835,9 @@ class Estimator:
                 end = rt.step + n
                 hooked = mlist.wanting(end) if wanted == end else []
                 names = mlist.step_begin(end, hooked) if hooked else []
-                loss, done = run(n)
+                chunk_loss, done = run(n)
+                if done:  # an exhausted input returns no loss for an empty chunk
+                    loss = chunk_loss
                 rt.step += done
                 if done < n:
                     logger.info("Input exhausted after global step %d.", rt.step)

@@ -4,6 +4,7 @@
 """
 
 from feeders.base import Feeder
+from feeders.file_feeder import FileDataFeeder
 from feeders.numpy_feeder import DataFeeder, validate_features, validate_targets
 from feeders.pandas_feeder import FrameEncoding, LabelEncoding, PandasFeeder
 from feeders.setup import is_feeder, setup_predict_data_feeder, setup_train_data_feeder
@@ -19,6 +20,7 @@ from feeders.streaming_feeder import StreamingDataFeeder
 
 __all__ = [
     "DataFeeder",
+    "FileDataFeeder",
     "Feeder",
     "FrameEncoding",
     "LabelEncoding",

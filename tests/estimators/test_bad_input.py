@@ -124,3 +124,16 @@ def test_a_model_dir_of_a_wider_model_reports_the_shape(tmp_path, iris):
     wider = Estimator(mlp_fn, model_dir=model_dir, config=CFG, params={"n_classes": 3, "hidden": 16})
     with pytest.raises(ValueError, match=r"'dense/kernel' with shape \(4, 8\).*shape \(4, 16\)"):
         wider.predict(iris[0])
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (object(), "not numbers"),
+        (42, "Expected 2D array, got scalar array instead"),
+        ({"a": object()}, r"X\[.a.\] has dtype object"),
+    ],
+)
+def test_something_that_is_not_data_is_a_clear_error(model_dir, iris, x, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        _fresh(model_dir).fit(x, iris[1], steps=1)

@@ -77,3 +77,22 @@ def test_mirrored_strategy_on_two_cpus_matches_the_default_strategy(tmp_path, ir
     np.testing.assert_allclose(results["mirrored"][0], results["default"][0], rtol=1e-3, atol=1e-3)
     assert results["mirrored"][1] == pytest.approx(results["default"][1], rel=1e-3)
     np.testing.assert_allclose(results["mirrored"][2], results["default"][2], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_monitors_run_under_mirrored_strategy(tmp_path, iris):
+    from estimators.monitors import CaptureVariable, StopAtStep, ValidationMonitor
+
+    x, y = iris
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    config = RunConfig(
+        tf_random_seed=0, log_step_count_steps=0, train_distribute=tf.distribute.MirroredStrategy(devices)
+    )
+    est = Estimator(_dnn_fn, model_dir=str(tmp_path / "m"), config=config, params={})
+    validation = ValidationMonitor(x, y, every_n_steps=10)
+    capture = CaptureVariable("dense/kernel", every_n=10, first_n=0)
+    est.fit(x, y, steps=1000, batch_size=30, monitors=[validation, capture, StopAtStep(last_step=30)])
+    assert est.get_variable_value("global_step") == 30
+    assert [s for s, _ in validation.history] == [10, 20, 30] and sorted(capture.values) == [10, 20, 30]
+    np.testing.assert_allclose(capture.values[30], est.get_variable_value("dense/kernel"))
+    assert validation.history[-1][1]["loss"] == pytest.approx(est.evaluate(x, y)["loss"], rel=1e-5)
