@@ -147,3 +147,10 @@ def test_variable_introspection(trained):
     assert trained.get_variable_value("dense_1/kernel").shape == (16, 3)
     with pytest.raises(ValueError, match="No variable 'nope'"):
         trained.get_variable_value("nope")
+
+
+def test_repeated_evaluations_append_to_one_event_file(trained, iris):
+    for _ in range(3):
+        trained.evaluate(*iris, name="repeat")
+    files = [f for f in os.listdir(os.path.join(trained.model_dir, "eval_repeat")) if f.startswith("events")]
+    assert len(files) == 1
