@@ -21,14 +21,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from feeders.base import record_feeder_error
+from feeders._stacking import n_rows, stack_batches
 from feeders.numpy_feeder import _check_batch_size
 from feeders.pandas_feeder import NUMERIC_KEY, FrameEncoding, LabelEncoding, _kind
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["DaskDataFeeder"]
-
-_STACK = 16
 
 
 def _dask():
@@ -189,7 +187,7 @@ class DaskDataFeeder:
         if features is None:
             return None, None
         if rng is not None:
-            order = rng.permutation(_rows(features))
+            order = rng.permutation(n_rows(features))
             features = _take(features, order)
             targets = None if targets is None else targets[order]
         return features, targets
@@ -208,7 +206,7 @@ class DaskDataFeeder:
                     features = _concat(carry[0], features)
                     targets = None if targets is None else np.concatenate([carry[1], targets])
                     carry = None
-                n, b = _rows(features), self.batch_size
+                n, b = n_rows(features), self.batch_size
                 full = n // b * b
                 for start in range(0, full, b):
                     yield _slice(features, start, start + b), None if targets is None else targets[start : start + b]
@@ -220,21 +218,7 @@ class DaskDataFeeder:
                 carry = None
 
     def _stacks(self) -> Iterator[Any]:
-        try:
-            group: list[tuple[Any, Any]] = []
-            for batch in self._batches():
-                if group and _rows(batch[0]) != _rows(group[0][0]):
-                    yield _stack(group, self._y_sig is not None)
-                    group = []
-                group.append(batch)
-                if len(group) == _STACK:
-                    yield _stack(group, self._y_sig is not None)
-                    group = []
-            if group:
-                yield _stack(group, self._y_sig is not None)
-        except Exception as exc:
-            record_feeder_error(exc)
-            raise
+        return stack_batches(self._batches(), self._y_sig is not None)
 
     def dataset(self) -> tf.data.Dataset:
         def spec(sig: Signatures) -> Any:
@@ -261,11 +245,6 @@ def _frame_signature(encoding: FrameEncoding) -> Signatures:
     return sigs
 
 
-def _rows(value: Any) -> int:
-    leaf = next(iter(value.values())) if isinstance(value, dict) else value
-    return int(leaf.shape[0])
-
-
 def _take(value: Any, order: np.ndarray) -> Any:
     return {k: v[order] for k, v in value.items()} if isinstance(value, dict) else value[order]
 
@@ -276,13 +255,3 @@ def _slice(value: Any, start: int, stop: int) -> Any:
 
 def _concat(a: Any, b: Any) -> Any:
     return {k: np.concatenate([a[k], b[k]]) for k in a} if isinstance(a, dict) else np.concatenate([a, b])
-
-
-def _stack(group: list[tuple[Any, Any]], has_targets: bool) -> Any:
-    def stack(parts: list[Any]) -> Any:
-        if isinstance(parts[0], dict):
-            return {k: np.stack([p[k] for p in parts]) for k in parts[0]}
-        return np.stack(parts)
-
-    features = stack([g[0] for g in group])
-    return (features, stack([g[1] for g in group])) if has_targets else features

@@ -19,13 +19,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from feeders.base import record_feeder_error
+from feeders._stacking import stack_batches
 from feeders.numpy_feeder import _check_batch_size
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["StreamingDataFeeder"]
-
-_STACK = 16  # batches per generator call
 
 
 def _as_array(value: Any, what: str) -> np.ndarray:
@@ -186,22 +184,7 @@ class StreamingDataFeeder:
             yield _head(buf_x, i), None if buf_y is None else _head(buf_y, i)
 
     def _stacks(self) -> Iterator[Any]:
-        """Up to `_STACK` equally sized batches stacked into one array per call (unbatched in tf.data)."""
-        try:
-            group: list[tuple[Any, Any]] = []
-            for batch in self._batches():
-                if group and _rows(batch[0]) != _rows(group[0][0]):
-                    yield _stack(group, self._has_targets)
-                    group = []
-                group.append(batch)
-                if len(group) == _STACK:
-                    yield _stack(group, self._has_targets)
-                    group = []
-            if group:
-                yield _stack(group, self._has_targets)
-        except Exception as exc:  # surfaces as itself, not as a tf.data error (see feeders.base)
-            record_feeder_error(exc)
-            raise
+        return stack_batches(self._batches(), self._has_targets, check=_check_finite)
 
     def dataset(self) -> tf.data.Dataset:
         """Batches in stream order. A one-shot iterator's dataset can be iterated once."""
@@ -237,26 +220,6 @@ def _copy(buf: Any) -> Any:
 
 def _head(buf: Any, n: int) -> Any:
     return {k: v[:n].copy() for k, v in buf.items()} if isinstance(buf, Mapping) else buf[:n].copy()
-
-
-def _rows(value: Any) -> int:
-    leaf = next(iter(value.values())) if isinstance(value, Mapping) else value
-    return int(leaf.shape[0])
-
-
-def _stack(group: list[tuple[Any, Any]], has_targets: bool) -> Any:
-    def stack(parts: list[Any]) -> Any:
-        if isinstance(parts[0], Mapping):
-            return {k: np.stack([p[k] for p in parts]) for k in parts[0]}
-        return np.stack(parts)
-
-    features = stack([g[0] for g in group])
-    _check_finite(features, "X")
-    if not has_targets:
-        return features
-    targets = stack([g[1] for g in group])
-    _check_finite(targets, "y")
-    return features, targets
 
 
 def _check_finite(value: Any, what: str) -> None:
