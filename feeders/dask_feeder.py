@@ -13,7 +13,6 @@ Needs the optional extra: `pip install "skflow[dask]"`.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +21,7 @@ import pandas as pd
 import tensorflow as tf
 
 from feeders._stacking import n_rows, stack_batches
-from feeders.numpy_feeder import _check_batch_size
+from feeders.numpy_feeder import _check_batch_size, _check_epochs
 from feeders.pandas_feeder import NUMERIC_KEY, FrameEncoding, LabelEncoding, _kind
 from feeders.signature import Signatures, TensorSignature
 
@@ -65,10 +64,7 @@ class DaskDataFeeder:
     ) -> None:
         dask, da, dd = _dask()
         self.batch_size = _check_batch_size(batch_size)
-        if epochs is not None and (not isinstance(epochs, numbers.Integral) or epochs < 1):
-            raise ValueError(
-                f"Invalid value for argument `epochs`. Received: epochs={epochs!r}. Expected None or a positive integer."
-            )
+        _check_epochs(epochs)
         self.shuffle, self.epochs = bool(shuffle), epochs
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
         self.encoding: FrameEncoding | None = None

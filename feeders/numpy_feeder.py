@@ -32,6 +32,14 @@ def _check_batch_size(batch_size: Any) -> int:
     return int(batch_size)
 
 
+def _check_epochs(epochs: Any) -> int | None:
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1):
+        raise ValueError(
+            f"Invalid value for argument `epochs`. Received: epochs={epochs!r}. Expected None or a positive integer."
+        )
+    return epochs
+
+
 def _as_float32(array: np.ndarray) -> np.ndarray:
     # float64 inputs are fed as float32, like every TF model expects (the seed warned about float64).
     if array.dtype == np.float64 or array.dtype == np.float16:
@@ -166,10 +174,7 @@ class DataFeeder:
         if self.y is not None:
             check_consistent_length(*_leaves(self.x)[:1], *_leaves(self.y))
         self.batch_size = _check_batch_size(batch_size)
-        if epochs is not None and (not isinstance(epochs, numbers.Integral) or epochs < 1):
-            raise ValueError(
-                f"Invalid value for argument `epochs`. Received: epochs={epochs!r}. Expected None or a positive integer."
-            )
+        _check_epochs(epochs)
         self.shuffle = bool(shuffle)
         self.epochs = epochs
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))

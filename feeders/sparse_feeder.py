@@ -12,7 +12,6 @@ per row or per batch.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 from sklearn.utils.validation import check_array, check_consistent_length
 
-from feeders.numpy_feeder import _check_batch_size, validate_targets
+from feeders.numpy_feeder import _check_batch_size, _check_epochs, validate_targets
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["SparseDataFeeder", "validate_sparse_features"]
@@ -119,10 +118,7 @@ class SparseDataFeeder:
         if self.y is not None:
             check_consistent_length(self.x, *(self.y.values() if isinstance(self.y, dict) else [self.y]))
         self.batch_size = _check_batch_size(batch_size)
-        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1):
-            raise ValueError(
-                f"Invalid value for argument `epochs`. Received: epochs={epochs!r}. Expected None or a positive integer."
-            )
+        _check_epochs(epochs)
         self.shuffle = bool(shuffle)
         self.epochs = epochs
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))

@@ -12,7 +12,6 @@ paid once per stack rather than once per row (performance-facts.md §1.5).
 from __future__ import annotations
 
 import itertools
-import numbers
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from feeders._stacking import stack_batches
-from feeders.numpy_feeder import _check_batch_size
+from feeders.numpy_feeder import _check_batch_size, _check_epochs
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["StreamingDataFeeder"]
@@ -103,10 +102,7 @@ class StreamingDataFeeder:
             if self._factory is not None:
                 raise ValueError("With a callable x, yield (features, targets) pairs from it instead of passing y.")
             source = zip(source, iter(y))
-        if epochs is not None and (not isinstance(epochs, numbers.Integral) or epochs < 1):
-            raise ValueError(
-                f"Invalid value for argument `epochs`. Received: epochs={epochs!r}. Expected None or a positive integer."
-            )
+        _check_epochs(epochs)
         if self._factory is None and epochs not in (None, 1):
             raise ValueError(
                 f"epochs={epochs} needs a callable that returns a fresh iterator each epoch; an iterator can be read only once."
