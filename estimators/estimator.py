@@ -26,7 +26,7 @@ from estimators.model_fn import validate_model_fn
 from estimators.monitors import MonitorList, NanLoss, get_default_monitors
 from estimators.run_config import RunConfig
 from feeders.base import pop_feeder_error
-from feeders.numpy_feeder import DataFeeder, validate_features
+from feeders.numpy_feeder import DataFeeder, _signature, _slice, validate_features
 from feeders.pandas_feeder import LabelEncoding, PandasFeeder
 from feeders.setup import setup_predict_data_feeder, setup_train_data_feeder
 from feeders.signature import (
@@ -251,7 +251,7 @@ class Estimator:
             n = _n_rows(features)
             if batch_size is None or batch_size >= n:
                 targets = None if y is None else _validate_y(y, n)
-                self._record_signatures(_sig(features), _sig(targets), "fit")
+                self._record_signatures(_signature(features), _signature(targets), "fit")
                 features, targets = self._cast_inputs(features, targets)
                 self._train_on_batch(features, targets, steps, monitors)
                 return self
@@ -546,7 +546,7 @@ class Estimator:
             if isinstance(feeder, (DataFeeder, PandasFeeder)):
                 # In-memory arrays: slice them and call the compiled model directly (no tf.data per call).
                 features = feeder.x
-                self._check_known_signatures(_sig(features), self._targets_info, "predict", check_targets=False)
+                self._check_known_signatures(_signature(features), self._targets_info, "predict", check_targets=False)
                 features = self._cast_features(features)
                 n = _n_rows(features)
                 return (_slice(features, i, i + batch) for i in range(0, n, batch))
@@ -972,16 +972,6 @@ def _dataset_signatures(dataset: tf.data.Dataset) -> tuple[Signatures, Signature
         ) from None
 
 
-def _sig(value: Any) -> Signatures:
-    from feeders.signature import TensorSignature
-
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        return {k: TensorSignature.from_array(v) for k, v in value.items()}
-    return TensorSignature.from_array(value)
-
-
 def _validate_y(y: Any, n: int) -> Any:
     from sklearn.utils.validation import check_consistent_length
 
@@ -1004,12 +994,6 @@ def _cast(value: Any, sig: Any) -> Any:
 def _n_rows(features: Any) -> int:
     leaf = next(iter(features.values())) if isinstance(features, Mapping) else features
     return int(leaf.shape[0])
-
-
-def _slice(features: Any, start: int, stop: int) -> Any:
-    if isinstance(features, Mapping):
-        return {k: v[start:stop] for k, v in features.items()}
-    return features[start:stop]
 
 
 def _select_outputs(predictions: Any, outputs: list[str] | None) -> Any:
