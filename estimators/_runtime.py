@@ -51,6 +51,13 @@ def dummy_targets(signature: Signatures, batch: tf.Tensor) -> Any:
     return tf.zeros(shape, signature.dtype)
 
 
+def _count_step(global_step: tf.Variable, loss: tf.Tensor) -> None:
+    """Count a step once its loss exists. Without the dependency the increment runs alongside the
+    step, so an input that fails in the middle of a compiled chunk left the counter one ahead."""
+    with tf.control_dependencies([loss]):
+        global_step.assign_add(1)
+
+
 class Runtime:
     """Variables, optimizers and compiled functions of one Estimator."""
 
@@ -145,13 +152,13 @@ class Runtime:
                         optional = iterator.get_next_as_optional()
                         if optional.has_value():
                             loss = self._replicated_step(optional.get_value())
-                            global_step.assign_add(1)
+                            _count_step(global_step, loss)
                             done += 1
                         else:
                             break
                     else:
                         loss = self._replicated_step(next(iterator))
-                        global_step.assign_add(1)
+                        _count_step(global_step, loss)
                         done += 1
                 return loss, done
 
@@ -166,7 +173,7 @@ class Runtime:
 
             def step(features, targets):
                 loss = self.train_step(features, targets)
-                global_step.assign_add(1)
+                _count_step(global_step, loss)
                 return loss
 
             specs = [_spec(features_sig), _spec(targets_sig)]

@@ -384,14 +384,14 @@ class Estimator:
         """Names of the variables in the latest checkpoint (model, optimizer slots, global_step)."""
         path = self.latest_checkpoint()
         if path is None:
-            raise NotFittedError(self._not_fitted_message("get_variable_names"))
+            raise NotFittedError(self._no_checkpoint_message("get_variable_names"))
         return sorted(ckpt.list_checkpoint_variables(path))
 
     def get_variable_value(self, name: str) -> np.ndarray:
         """Value of variable `name` in the latest checkpoint (see `get_variable_names`)."""
         path = self.latest_checkpoint()
         if path is None:
-            raise NotFittedError(self._not_fitted_message("get_variable_value"))
+            raise NotFittedError(self._no_checkpoint_message("get_variable_value"))
         names = ckpt.list_checkpoint_variables(path)
         if name not in names:
             raise ValueError(f"No variable {name!r} in checkpoint {path}; it has {sorted(names)}.")
@@ -523,6 +523,8 @@ class Estimator:
                 else "Either x or input_fn must be provided."
             )
         if input_fn is not None:
+            if y is not None or batch_size is not None:
+                raise ValueError("y and batch_size go with x; an input_fn yields its own batches.")
             dataset, finite = _call_input_fn(input_fn, repeat=False)
         else:
             feeder = self._feeder(x, y, batch_size, training=False)
@@ -598,6 +600,11 @@ class Estimator:
             return
         owner = type(self).__name__
         check_signatures_compatible(self._features_info, features_sig, "X", owner)
+        if check_targets and targets_sig is None and self._targets_info is not None:
+            raise ValueError(
+                f"y is required: this {owner} was fitted with targets ({_describe(self._targets_info)}), "
+                f"but {where}() received none. Pass y (or an input whose elements are (features, targets))."
+            )
         if check_targets and targets_sig is not None:
             check_signatures_compatible(self._targets_info, targets_sig, "y", owner)
 
@@ -673,6 +680,14 @@ class Estimator:
             f"This {type(self).__name__} instance is not fitted yet: there is no checkpoint in model_dir "
             f"{self._model_dir!r}. Call 'fit' with appropriate arguments before using '{method}'."
         )
+
+    def _no_checkpoint_message(self, method: str) -> str:
+        if self._initialized:
+            return (
+                f"'{method}' reads the latest checkpoint, and model_dir {self._model_dir!r} has none yet: the model "
+                "was trained in memory (partial_fit). Call save_checkpoint() first."
+            )
+        return self._not_fitted_message(method)
 
     def _sync_variables(self, where: str) -> None:
         """Give variables created by the latest trace their values: checkpoint, warm start, or fresh."""
@@ -863,6 +878,8 @@ class Estimator:
                     logger.info("A monitor requested stop at global step %d.", rt.step)
                     break
         except BaseException:
+            # An error inside a compiled chunk leaves the step variable ahead of its Python mirror.
+            rt.step = int(rt.global_step.numpy())
             self._emergency_save(rt, loss)
             raise
         self._last_loss = None if loss is None else float(loss)
@@ -970,6 +987,12 @@ def _dataset_signatures(dataset: tf.data.Dataset) -> tuple[Signatures, Signature
             f"The input's elements must be (features, targets) batches of tensors or dicts of tensors; got "
             f"{dataset.element_spec} ({exc})."
         ) from None
+
+
+def _describe(sig: Signatures) -> str:
+    if isinstance(sig, Mapping):
+        return ", ".join(f"{k}: {v}" for k, v in sig.items())
+    return str(sig)
 
 
 def _validate_y(y: Any, n: int) -> Any:

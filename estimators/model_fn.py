@@ -49,9 +49,6 @@ class EstimatorSpec(NamedTuple):
     eval_metric_ops: Mapping[str, Any] | None = None
 
 
-_INJECTABLE = ("features", "targets", "labels", "mode", "params", "config")
-
-
 def model_fn_args(fn: Callable[..., Any]) -> tuple[str, ...]:
     """Names of the parameters `fn` accepts, for functions, `functools.partial` and callable objects.
 
@@ -108,7 +105,14 @@ def call_model_fn(
     params: Any,
     config: Any,
 ) -> Any:
-    """Call `model_fn`, passing each argument it names; positional names beyond ours get positions."""
+    """Call `model_fn`, passing each argument it names.
+
+    Known names (`features`, `targets`/`labels`, `mode`, `params`, `config`) get their value
+    wherever they stand. Other names take the value of their position in the seed's order
+    `(features, targets, mode, params, config)`, as the original passed features and targets by
+    position: `(x, y)`, `(x, y, params)` and `(X, y, mode)` all work. Unknown names with a default
+    value are left to their default.
+    """
     values = {
         "features": features,
         "targets": targets,
@@ -117,17 +121,42 @@ def call_model_fn(
         "params": params,
         "config": config,
     }
-    known = [a for a in args if a in _INJECTABLE]
-    unknown = [a for a in args if a not in _INJECTABLE]
-    if not known:
-        # A seed-style (x, y) function with other argument names: features and targets by position.
-        positional = [features, targets, mode, params][: len(args)]
-        return model_fn(*positional)
-    if unknown:
-        # Positional leading names we do not know (e.g. (x, y, mode)) are features and targets.
-        order = ["features", "targets", "mode", "params", "config"]
-        return model_fn(*[values[order[i]] for i in range(len(args))])
-    return model_fn(**{a: values[a] for a in known})
+    positional: list[Any] = []
+    keywords: dict[str, Any] = {}
+    by_keyword = False  # after a skipped argument, the rest go by name
+    for index, (name, keyword_only, has_default) in enumerate(_parameters(model_fn, args)):
+        if name in values:
+            value = values[name]
+        elif has_default or index >= len(_ORDER):
+            by_keyword = True  # keeps its default
+            continue
+        else:
+            value = values[_ORDER[index]]
+        if keyword_only or by_keyword:
+            keywords[name] = value
+        else:
+            positional.append(value)
+    return model_fn(*positional, **keywords)
+
+
+_ORDER = ("features", "targets", "mode", "params", "config")
+
+
+def _parameters(fn: Callable[..., Any], args: tuple[str, ...]) -> list[tuple[str, bool, bool]]:
+    """(name, keyword-only, has a default) for each of `args`, in signature order."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return [(name, False, False) for name in args]
+    kinds = {p.name: p for p in sig.parameters.values()}
+    out = []
+    for name in args:
+        p = kinds.get(name)
+        if p is None:
+            out.append((name, False, False))
+        else:
+            out.append((name, p.kind == inspect.Parameter.KEYWORD_ONLY, p.default is not inspect.Parameter.empty))
+    return out
 
 
 def normalize_output(output: Any, mode: str) -> EstimatorSpec:

@@ -6,6 +6,7 @@ import copy
 import json
 import numbers
 import os
+import warnings
 from typing import Any
 
 import tensorflow as tf
@@ -94,7 +95,9 @@ class RunConfig(ClusterConfig):
         steps_per_execution: training steps run per compiled call; the main speed lever on CPU
             (performance-facts.md §1.3). Monitors still see every step they ask for. default=32.
         train_distribute: a `tf.distribute.Strategy` for training, or None. default=None.
-        eval_distribute: a `tf.distribute.Strategy` for evaluation, or None. default=None.
+        eval_distribute: accepted for tf.estimator compatibility. Evaluation and prediction run
+            under the strategy the variables were created in (`train_distribute`, or the default
+            strategy), so a different `eval_distribute` is ignored with a warning. default=None.
         verbose: 0 silent, 1 log progress. default=1.
         master, evaluation_master: overrides for the addresses parsed from TF_CONFIG.
 
@@ -121,6 +124,7 @@ class RunConfig(ClusterConfig):
         evaluation_master: str | None = None,
     ) -> None:
         super().__init__(master=master, evaluation_master=evaluation_master)
+        self._address_overrides = {"master": master, "evaluation_master": evaluation_master}
         if save_checkpoints_secs is _USE_DEFAULT:
             save_checkpoints_secs = None if save_checkpoints_steps is not None else 600
         if save_checkpoints_steps is not None and save_checkpoints_secs is not None:
@@ -140,6 +144,13 @@ class RunConfig(ClusterConfig):
         if tf_random_seed is not None and not isinstance(tf_random_seed, numbers.Integral):
             raise ValueError(
                 f"Invalid value for argument `tf_random_seed`. Received: tf_random_seed={tf_random_seed!r}. Expected an integer or None."
+            )
+        if eval_distribute is not None and eval_distribute is not train_distribute:
+            warnings.warn(
+                "RunConfig(eval_distribute=...) is ignored: skflow evaluates and predicts under the strategy its "
+                "variables live in (train_distribute). Pass the same strategy as train_distribute, or None.",
+                UserWarning,
+                stacklevel=2,
             )
         self.tf_random_seed = tf_random_seed
         self.save_checkpoints_steps = save_checkpoints_steps
@@ -165,6 +176,7 @@ class RunConfig(ClusterConfig):
         if unknown:
             raise ValueError(f"RunConfig.replace() cannot change {unknown}; it can change {list(self._REPLACEABLE)}.")
         values = {k: getattr(self, k) for k in self._REPLACEABLE}
+        values.update(getattr(self, "_address_overrides", {}))
         if "save_checkpoints_steps" in kwargs and "save_checkpoints_secs" not in kwargs:
             values["save_checkpoints_secs"] = None if kwargs["save_checkpoints_steps"] is not None else 600
         values.update(kwargs)

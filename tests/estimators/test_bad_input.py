@@ -137,3 +137,38 @@ def test_a_model_dir_of_a_wider_model_reports_the_shape(tmp_path, iris):
 def test_something_that_is_not_data_is_a_clear_error(model_dir, iris, x, message):
     with pytest.raises((ValueError, TypeError), match=message):
         _fresh(model_dir).fit(x, iris[1], steps=1)
+
+
+def test_fit_and_evaluate_without_y_after_fitting_with_targets_say_y_is_required(fitted, iris):
+    with pytest.raises(ValueError, match=r"y is required.*fit\(\)"):
+        fitted.fit(iris[0], steps=1)
+    with pytest.raises(ValueError, match=r"y is required.*fit\(\)"):
+        fitted.partial_fit(iris[0])
+    with pytest.raises(ValueError, match=r"y is required.*evaluate\(\)"):
+        fitted.evaluate(iris[0])
+
+
+def test_inf_in_targets_and_empty_predict_input(fitted, iris):
+    with pytest.raises(ValueError, match="Input y contains infinity"):
+        fitted.fit(iris[0], np.where(np.arange(150) == 3, np.inf, iris[1]), steps=1)
+    with pytest.raises(ValueError, match="0 sample"):
+        fitted.predict(np.empty((0, 4), np.float32))
+
+
+def test_bad_input_to_evaluate_and_the_partial_fit_fast_path(fitted, iris):
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        fitted.evaluate(_with(iris[0], (1, 2), np.nan), iris[1])
+    with pytest.raises(ValueError, match="X has 3 features, but Estimator is expecting 4"):
+        fitted.partial_fit(iris[0][:, :3], iris[1])
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        fitted.partial_fit(iris[0], iris[1][:10])
+
+
+def test_evaluate_with_an_input_fn_refuses_y(fitted, iris):
+    import tensorflow as tf
+
+    def input_fn():
+        return tf.data.Dataset.from_tensor_slices(iris).batch(50)
+
+    with pytest.raises(ValueError, match="an input_fn yields its own batches"):
+        fitted.evaluate(y=iris[1], input_fn=input_fn)

@@ -235,3 +235,61 @@ def test_feature_engineering_fn_runs_before_model_fn_in_every_mode(model_dir):
     np.testing.assert_allclose(est.get_variable_value("w"), [0.5, -1.0, 0.25], atol=0.02)
     np.testing.assert_allclose(est.predict(x), y, atol=0.05)
     assert len(seen) == 2  # once per traced function: TRAIN, then INFER
+
+
+def _positional_names_fn(x, y, params):
+    logits = keras.layers.Dense(params["n_classes"])(x)
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+    return tf.argmax(logits, 1), loss, optimize_loss(loss, "SGD", 0.1)
+
+
+def test_model_fn_with_its_own_names_for_features_and_targets_still_gets_params_by_name(model_dir, iris):
+    x, y = iris
+    est = Estimator(_positional_names_fn, model_dir=model_dir, config=CFG, params={"n_classes": 3})
+    est.fit(x, y, steps=3)
+    assert est.predict(x[:4]).shape == (4,)
+
+
+def test_model_fn_with_features_named_and_a_config_argument_gets_the_config(model_dir, iris):
+    seen = {}
+
+    def fn(features, y, config):
+        seen["config"] = config
+        logits = keras.layers.Dense(3)(features)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        return tf.argmax(logits, 1), loss, optimize_loss(loss, "SGD", 0.1)
+
+    Estimator(fn, model_dir=model_dir, config=CFG).fit(*iris, steps=1)
+    assert seen["config"] is CFG
+
+
+def test_model_fn_extra_argument_with_a_default_keeps_its_default(model_dir, iris):
+    seen = []
+
+    def fn(features, targets, mode, hidden_units=7):
+        seen.append(hidden_units)
+        logits = keras.layers.Dense(3)(keras.layers.Dense(hidden_units)(features))
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits))
+        return tf.argmax(logits, 1), loss, optimize_loss(loss, "SGD", 0.1)
+
+    Estimator(fn, model_dir=model_dir, config=CFG).fit(*iris, steps=1)
+    assert set(seen) == {7}
+
+
+def test_missing_loss_in_train_names_the_mode(model_dir, iris):
+    def fn(features, targets, mode):
+        logits = keras.layers.Dense(3)(features)
+        return tf.argmax(logits, 1), None, tf.no_op()
+
+    with pytest.raises(ValueError, match="Missing loss.*'train'"):
+        Estimator(fn, model_dir=model_dir, config=CFG).fit(*iris, steps=1)
+
+
+def test_partial_with_a_positionally_bound_argument(model_dir, iris):
+    def fn(hidden, features, targets):
+        logits = keras.layers.Dense(3)(keras.layers.Dense(hidden)(features))
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits))
+        return tf.argmax(logits, 1), loss, optimize_loss(loss, "SGD", 0.1)
+
+    est = Estimator(functools.partial(fn, 5), model_dir=model_dir, config=CFG).fit(*iris, steps=1)
+    assert est.get_variable_value("dense/kernel").shape == (4, 5)

@@ -85,3 +85,24 @@ def test_broken_tf_config_is_a_clear_error(monkeypatch, tf_config, message):
     monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(ValueError, match=message):
         RunConfig()
+
+
+def test_replace_keeps_address_overrides():
+    c = RunConfig(master="grpc://m:1", evaluation_master="grpc://e:1").replace(keep_checkpoint_max=2)
+    assert (c.master, c.evaluation_master, c.keep_checkpoint_max) == ("grpc://m:1", "grpc://e:1", 2)
+
+
+def test_a_different_eval_distribute_is_ignored_with_a_warning():
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with pytest.warns(UserWarning, match="eval_distribute=...\\) is ignored"):
+        RunConfig(eval_distribute=strategy)
+
+
+def test_master_task_and_a_tf_config_without_task(monkeypatch):
+    cluster = {"master": ["m:1"], "worker": ["w:1"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "master", "index": 0}}))
+    c = RunConfig()
+    assert (c.task_type, c.is_chief, c.master, c.num_worker_replicas) == ("master", True, "grpc://m:1", 2)
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["w:1"]}}))
+    c = RunConfig()
+    assert (c.task_type, c.task_id, c.is_chief) == ("worker", 0, True)

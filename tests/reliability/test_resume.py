@@ -190,3 +190,32 @@ def tf_value(path, name):
     from estimators._checkpoints import _key_for
 
     return tf.train.load_checkpoint(path).get_tensor(_key_for(name))
+
+
+def _failing_input_fn(x, y, fail_at):
+    import tensorflow as tf
+
+    def input_fn():
+        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(10).repeat().enumerate()
+
+        def check(i, element):
+            with tf.control_dependencies([tf.debugging.assert_less(i, tf.constant(fail_at, tf.int64))]):
+                return tf.identity(element[0]), tf.identity(element[1])
+
+        return data.map(check)
+
+    return input_fn
+
+
+def test_an_error_inside_a_compiled_chunk_keeps_step_and_checkpoint_in_agreement(model_dir, iris):
+    import tensorflow as tf
+
+    est = _est(model_dir)  # 32 steps per compiled call: the input fails in the middle of the second
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        est.fit(input_fn=_failing_input_fn(*iris, fail_at=40), max_steps=100)
+    latest = est.latest_checkpoint()
+    assert latest.endswith("model.ckpt-40")
+    assert tf_value(latest, "global_step") == 40
+    est.fit(*iris, max_steps=100)
+    assert est.get_variable_value("global_step") == 100
+    assert _est(model_dir).evaluate(*iris)["global_step"] == 100
