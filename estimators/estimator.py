@@ -133,9 +133,15 @@ class Estimator:
         state = {k: v for k, v in self.__dict__.items() if k not in _UNPICKLED}
         state["_config"] = self._config.replace(train_distribute=None, eval_distribute=None)
         state["_pickled_weights"] = self._weights_for_pickle()
+        # Signatures hold TF dtypes: pickle them as their JSON form, so the payload has no TF object.
+        state["_features_info"] = signature_to_json(self._features_info)
+        state["_targets_info"] = signature_to_json(self._targets_info)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["_features_info"] = signature_from_json(state.get("_features_info"))
+        state["_targets_info"] = signature_from_json(state.get("_targets_info"))
         self.__dict__.update(state)
         # A copy never writes into the original's model_dir: it gets a directory of its own.
         self._origin_model_dir = state["_model_dir"]
@@ -854,6 +860,7 @@ class Estimator:
                 if done:  # an exhausted input returns no loss for an empty chunk
                     loss = chunk_loss
                 rt.step += done
+                mlist.after_run(rt.step, loss)
                 if done < n:
                     logger.info("Input exhausted after global step %d.", rt.step)
                     break

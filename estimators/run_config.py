@@ -78,6 +78,10 @@ class ClusterConfig:
 
 
 _USE_DEFAULT = object()
+_CLUSTER_FIELDS = (
+    "environment", "cluster_spec", "task_type", "task_id", "is_chief", "master", "evaluation_master",
+    "num_ps_replicas", "num_worker_replicas",
+)  # fmt: skip
 
 
 class RunConfig(ClusterConfig):
@@ -180,11 +184,28 @@ class RunConfig(ClusterConfig):
         if "save_checkpoints_steps" in kwargs and "save_checkpoints_secs" not in kwargs:
             values["save_checkpoints_secs"] = None if kwargs["save_checkpoints_steps"] is not None else 600
         values.update(kwargs)
-        return RunConfig(**values)
+        new = RunConfig(**values)
+        # The cluster was parsed from TF_CONFIG when this config was made; keep it, whatever the
+        # environment says now (a pickled Estimator rebuilds its config in another process).
+        for name in _CLUSTER_FIELDS:
+            setattr(new, name, getattr(self, name))
+        return new
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._REPLACEABLE)
         return f"RunConfig({fields}, task_type={self.task_type!r}, task_id={self.task_id}, is_chief={self.is_chief})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The cluster as a plain dict: a ClusterSpec is a TF object. (A tf.distribute strategy cannot be
+        # pickled at all; Estimator.__getstate__ drops it.)
+        state = dict(self.__dict__)
+        state["cluster_spec"] = self.cluster_spec.as_dict()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["cluster_spec"] = tf.train.ClusterSpec(state.get("cluster_spec") or {})
+        self.__dict__.update(state)
 
     def __deepcopy__(self, memo: dict) -> RunConfig:
         # Strategies are not copyable; everything else is plain data.

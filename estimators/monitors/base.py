@@ -6,7 +6,9 @@ Step `k` is the k-th training step: `step_end(k, ...)` runs after it, when the g
 
 Training runs many steps per compiled call; a monitor says at which steps it wants its hooks with
 `next_step(step)`, and the loop ends a compiled call exactly there. No host sync happens on a step
-no monitor asked for.
+no monitor asked for. `after_run(step, loss)` is called after every compiled call, with the loss
+still a tensor: a monitor that only looks at the clock (`CheckpointSaver(save_secs=...)`) uses it
+and leaves the calls as long as they are.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ class BaseMonitor:
     def step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
         return False
 
+    def after_run(self, step: int, loss: Any) -> None:
+        """After every compiled call (global step `step`); `loss` is the last loss, not read from the device."""
+
     def epoch_begin(self, epoch: int) -> None:
         pass
 
@@ -71,7 +76,9 @@ class BaseMonitor:
 
 
 class EveryN(BaseMonitor):
-    """Calls `every_n_step_begin/every_n_step_end` on the first `first_n_steps` steps and every N after.
+    """Calls `every_n_step_begin/every_n_step_end` on the first `first_n_steps` steps and every N after,
+    and `every_n_post_step(step)` once at the end when the last step was not one of those (as the
+    seed's EveryN did), so that a subclass can look at the final weights.
 
     Args:
         every_n_steps: period in steps. default=100.
@@ -87,6 +94,11 @@ class EveryN(BaseMonitor):
         self.every_n_steps = int(every_n_steps)
         self.first_n_steps = int(first_n_steps)
 
+    def begin(self, max_steps: int | None = None) -> None:
+        super().begin(max_steps)
+        self._last_active_step: int | None = None
+        self._begin_step = _current_step(self._estimator)
+
     def next_step(self, step: int) -> int | None:
         if step < self.first_n_steps:
             return step + 1
@@ -96,13 +108,28 @@ class EveryN(BaseMonitor):
         return self.every_n_step_begin(step)
 
     def step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
+        self._last_active_step = step
         return bool(self.every_n_step_end(step, outputs))
+
+    def end(self) -> None:
+        last = _current_step(self._estimator)
+        begun = getattr(self, "_begin_step", None)
+        if last is not None and last != getattr(self, "_last_active_step", None) and (begun is None or last > begun):
+            self.every_n_post_step(last)
 
     def every_n_step_begin(self, step: int) -> list[str]:
         return []
 
     def every_n_step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
         return False
+
+    def every_n_post_step(self, step: int) -> None:
+        """Once at the end of training, at the last step, when `every_n_step_end` did not run there."""
+
+
+def _current_step(estimator: Any) -> int | None:
+    runtime = getattr(estimator, "_runtime", None)
+    return None if runtime is None else runtime.step
 
 
 class _FunctionMonitor(BaseMonitor):
@@ -156,6 +183,10 @@ class MonitorList:
             if m.step_end(step, outputs):
                 self.stop_requested = True
         return self.stop_requested
+
+    def after_run(self, step: int, loss: Any) -> None:
+        for m in self.monitors:
+            m.after_run(step, loss)
 
     def wants_epochs(self) -> bool:
         """Whether any monitor overrides an epoch hook (then the loop stops at epoch boundaries)."""
@@ -214,6 +245,10 @@ class _DuckMonitor(BaseMonitor):
 
     def step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
         return bool(self.obj.step_end(step, outputs))
+
+    def after_run(self, step: int, loss: Any) -> None:
+        if hasattr(self.obj, "after_run"):
+            self.obj.after_run(step, loss)
 
     def end(self) -> None:
         self.obj.end()

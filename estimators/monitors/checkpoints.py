@@ -38,18 +38,22 @@ class CheckpointSaver(BaseMonitor):
     def next_step(self, step: int) -> int | None:
         if self.save_steps:
             return (step // self.save_steps + 1) * self.save_steps
-        return step + 1  # time-based: look after every compiled call (cheap, no host sync)
+        return None  # time-based: looks at the clock in after_run, never cuts a compiled call short
 
     def step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
-        due = (self.save_steps and step % self.save_steps == 0) or (
-            self.save_secs and time.monotonic() - self._last_time >= self.save_secs
-        )
-        if due:
-            path = self._estimator._save_now(outputs.get("loss"))
-            if path:
-                self.saved.append(path)
-            self._last_time = time.monotonic()
+        if self.save_steps and step % self.save_steps == 0:
+            self._save(outputs.get("loss"))
         return False
+
+    def after_run(self, step: int, loss: Any) -> None:
+        if self.save_secs and time.monotonic() - self._last_time >= self.save_secs:
+            self._save(loss)
+
+    def _save(self, loss: Any) -> None:
+        path = self._estimator._save_now(loss)
+        if path:
+            self.saved.append(path)
+        self._last_time = time.monotonic()
 
 
 class ExportMonitor(EveryN):
@@ -72,10 +76,8 @@ class ExportMonitor(EveryN):
         self._export(step)
         return False
 
-    def end(self) -> None:
-        step = getattr(self._estimator, "_runtime", None)
-        if step is not None and self._last_step != step.step:
-            self._export(step.step)
+    def every_n_post_step(self, step: int) -> None:
+        self._export(step)  # the final weights, when the last step was not an export step
 
     def _export(self, step: int) -> None:
         path = self._estimator.export_saved_model(self.export_dir)

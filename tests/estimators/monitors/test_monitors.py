@@ -16,6 +16,7 @@ from estimators.monitors import (
     BaseMonitor,
     CaptureVariable,
     CheckpointSaver,
+    EveryN,
     ExportMonitor,
     LoggingTrainable,
     NanLoss,
@@ -171,3 +172,86 @@ def test_repeated_partial_fit_calls_share_one_summary_writer(model_dir, iris):
         est.partial_fit(iris[0][:16], iris[1][:16])
     events = [f for f in os.listdir(model_dir) if f.startswith("events.out.tfevents")]
     assert len(events) == 1
+
+
+class CallCounter(BaseMonitor):
+    """Asks for no step; counts the compiled calls through after_run (which never reads the device)."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def next_step(self, step):
+        return None
+
+    def after_run(self, step, loss):
+        assert isinstance(loss, tf.Tensor)  # handed over as it is, not read back
+        self.steps.append(step)
+
+
+def test_steps_no_monitor_asked_for_do_not_cut_the_compiled_calls(model_dir, iris):
+    counter = CallCounter()
+    _est(model_dir, save_summary_steps=0).fit(*iris, steps=320, batch_size=10, monitors=[counter])
+    # 32 steps per call, cut only at the NaN check's multiples of 100: 3 x (32, 32, 32, 4) + 20.
+    assert len(counter.steps) == 13
+    assert counter.steps[:4] == [32, 64, 96, 100] and counter.steps[-1] == 320
+
+
+def test_time_based_checkpoint_saver_looks_at_the_clock_between_calls_only(model_dir, iris):
+    counter, saver = CallCounter(), CheckpointSaver(save_secs=1e-9)
+    _est(model_dir, save_summary_steps=0, keep_checkpoint_max=10).fit(
+        *iris, steps=96, batch_size=10, monitors=[counter, saver]
+    )
+    assert counter.steps == [32, 64, 96]
+    assert [os.path.basename(p) for p in saver.saved] == ["model.ckpt-32", "model.ckpt-64", "model.ckpt-96"]
+
+
+class PostStep(EveryN):
+    def __init__(self, every_n_steps):
+        super().__init__(every_n_steps=every_n_steps, first_n_steps=0)
+        self.active, self.post = [], []
+
+    def every_n_step_end(self, step, outputs):
+        self.active.append(step)
+
+    def every_n_post_step(self, step):
+        self.post.append(step)
+
+
+def test_every_n_runs_its_post_step_hook_once_at_an_unaligned_end(model_dir, iris):
+    est = _est(model_dir)
+    unaligned = PostStep(every_n_steps=20)
+    est.fit(*iris, steps=15, monitors=[unaligned])
+    assert (unaligned.active, unaligned.post) == ([], [15])
+    aligned = PostStep(every_n_steps=20)
+    est.fit(*iris, steps=25, monitors=[aligned])  # 15 -> 40: step 20 and 40 are its own steps
+    assert (aligned.active, aligned.post) == ([20, 40], [])
+    idle = PostStep(every_n_steps=20)
+    est.fit(*iris, max_steps=40, monitors=[idle])  # nothing to train: no hook at all
+    assert (idle.active, idle.post) == ([], [])
+
+
+def test_non_chief_workers_run_only_monitors_marked_for_all_workers():
+    from estimators.monitors import MonitorList
+
+    class Everywhere(BaseMonitor):
+        run_on_all_workers = True
+
+    chief_only, everywhere = StepCounter(), Everywhere()
+    assert MonitorList([chief_only, everywhere], is_chief=False).monitors == [everywhere]
+    assert MonitorList([chief_only, everywhere], is_chief=True).monitors == [chief_only, everywhere]
+
+
+def test_export_of_the_best_checkpoint_serves_the_best_weights(model_dir, tmp_path, iris):
+    from estimators.monitors import ValidationMonitor
+
+    x, y = iris
+    # Validation labels shifted by one class: the better the model fits, the worse they score, so the
+    # best checkpoint is an early one and differs from the latest weights.
+    best = ValidationMonitor(x[::3], (y[::3] + 1) % 3, every_n_steps=10, keep_best=True)
+    est = _est(model_dir).fit(x, y, steps=60, monitors=[best])
+    assert best.best_step < 60
+    path = est.export_saved_model(str(tmp_path / "export"), checkpoint_path="best")
+    served = tf.saved_model.load(path).signatures["serving_default"](features=tf.constant(x))["prob"].numpy()
+    np.testing.assert_allclose(served, est.predict(x, checkpoint_path="best")["prob"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(served, est.predict(x)["prob"], atol=1e-3)
