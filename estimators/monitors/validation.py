@@ -38,9 +38,18 @@ class ValidationMonitor(EveryN):
         keep_best: save the best weights as model_dir/best. default=False.
 
     Attributes:
-        best_step, best_value: where the watched metric was best so far.
-        early_stopped: whether this monitor stopped training.
-        history: list of (step, results) of every evaluation.
+        best_step, best_value: where the watched metric was best so far in this run.
+        early_stopped: whether this monitor stopped training (in the latest fit).
+        history: list of (step, results) of every evaluation in this run.
+
+    A run is the training of one model: further fits that continue it (same model_dir, global
+    step not below `best_step`) keep `best_*` and `history`; a fit that starts another model
+    (another model_dir, or a restart below `best_step`) resets them, so one monitor can be passed
+    to fit after fit.
+
+    Passed to a canned estimator's `fit(monitors=[...])`, x and y are raw data like that fit's:
+    the canned estimator encodes them as its model is trained (class ids; standardised regression
+    targets, so a regressor's loss is on that scale). An `input_fn` must yield encoded data.
     """
 
     def __init__(
@@ -79,20 +88,40 @@ class ValidationMonitor(EveryN):
         self.early_stopped = False
         self.history: list[tuple[int, dict[str, Any]]] = []
         self._feeder: Any = None
+        self._feeder_for: Any = None  # the Estimator the cached feeder was built for
+        self._run: str | None = None  # the model_dir of the run best_* and history belong to
+        # Set by a canned estimator for the duration of its fit: (x, y) -> (x, y) as its model sees them.
+        self._prepare: Callable[[Any, Any], tuple[Any, Any]] | None = None
 
     def begin(self, max_steps: int | None = None) -> None:
         super().begin(max_steps)
         self.early_stopped = False
         est = self._estimator
-        if self.input_fn is None and self._feeder is None:
-            # Validate and encode the held-out data once, not at every evaluation.
-            self._feeder = est._feeder(self.x, self.y, self.batch_size, training=False)
+        start = getattr(getattr(est, "_runtime", None), "step", 0)
+        if self._run != est.model_dir or (self.best_step is not None and start < self.best_step):
+            # Another model (or this one restarted): earlier results say nothing about it.
+            self.best_step, self.best_value, self.history = None, None, []
+            self._run = est.model_dir
+        if self.input_fn is None:
+            # Validate and encode the held-out data once per fit, not at every evaluation.
+            if self._prepare is not None:
+                x, y = self._prepare(self.x, self.y)
+                self._feeder = est._feeder(x, y, self.batch_size, training=False)
+                self._feeder_for = None  # encoded for this fit only
+            elif self._feeder is None or self._feeder_for is not est:
+                self._feeder = est._feeder(self.x, self.y, self.batch_size, training=False)
+                self._feeder_for = est
         finite = self._feeder.finite if self._feeder is not None else est._input_fn_is_finite(self.input_fn)
         if not finite and self.eval_steps is None:
             raise ValueError(
                 "ValidationMonitor's input is endless (it repeats forever): evaluation would never end. Pass "
                 "eval_steps=, or make the input finite."
             )
+
+    def every_n_post_step(self, step: int) -> None:
+        """Validate the final weights too when training ended between two validation steps (they may be
+        the best ones, and `keep_best` should see them)."""
+        self.every_n_step_end(step, {"global_step": step})
 
     def every_n_step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
         est = self._estimator

@@ -1,4 +1,16 @@
-"""Accuracy parity with scikit-learn on its bundled data sets, fixed seeds (issue [4/4])."""
+"""Accuracy parity with scikit-learn on its bundled data sets, fixed seeds (issue [4/4]).
+
+How the issue's wording is read: "come within" is one-sided, a bound on how much worse ours may be,
+never a penalty for doing better.
+
+- Classifiers, "within 2 accuracy points": test accuracy (fraction, 0..1) of ours >= scikit-learn's
+  minus 0.02, both in the same StandardScaler pipeline on the same stratified split.
+- Regressors, "within 5 % relative error": test RMSE of ours <= 1.05 x scikit-learn's, i.e. our error
+  is at most 5 % larger than theirs (relative to their error, not to the targets).
+
+Default hyperparameters on both sides (only seeds and scikit-learn's iteration caps are set), one
+split per data set: the module takes about 35 s on 2 CPU cores (a third of it MLPClassifier on digits).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +46,7 @@ def _split(loader, test_size):
     ids=["DNNClassifier-vs-MLPClassifier", "LinearClassifier-vs-LogisticRegression"],
 )
 def test_classifiers_come_within_two_accuracy_points_of_scikit_learn(dataset, ours, theirs):
+    """accuracy(ours) >= accuracy(scikit-learn) - 0.02 on the held-out split."""
     x_train, x_test, y_train, y_test = _split(*CLASSIFICATION[dataset])
     ours_acc = make_pipeline(StandardScaler(), ours()).fit(x_train, y_train).score(x_test, y_test)
     theirs_acc = make_pipeline(StandardScaler(), theirs()).fit(x_train, y_train).score(x_test, y_test)
@@ -49,6 +62,7 @@ def test_classifiers_come_within_two_accuracy_points_of_scikit_learn(dataset, ou
     ids=["DNNRegressor-vs-MLPRegressor", "LinearRegressor-vs-Ridge"],
 )
 def test_regressors_come_within_five_percent_relative_error_of_scikit_learn(ours, theirs):
+    """RMSE(ours) <= 1.05 * RMSE(scikit-learn) on the held-out quarter of diabetes."""
     x, y = load_diabetes(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0)
 

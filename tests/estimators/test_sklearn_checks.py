@@ -1,4 +1,8 @@
-"""scikit-learn's own estimator checks over every canned estimator (tiny models, so the suite stays fast)."""
+"""scikit-learn's own estimator checks over every canned estimator (tiny models, so the suite stays fast).
+
+The expected failures are listed per estimator, each with its measured cause, and are strict: a
+listed check that starts to pass fails the run, so the list cannot go stale.
+"""
 
 from __future__ import annotations
 
@@ -23,30 +27,32 @@ ESTIMATORS = [
     DNNLinearCombinedRegressor(hidden_units=(16,), learning_rate=0.02, **TINY),
 ]
 
-# Each exemption with its reason. Both are float32 numerics, not API gaps.
+_SAMPLE_WEIGHT_ROUNDING = (
+    "float32 training rounds differently on weighted and on repeated rows. In this check both fits "
+    "take the same 20 full-batch steps (15 weighted rows, 27 repeated rows, batch_size=32) and "
+    "minimise the same objective (regression targets are standardised with the weighted mean and "
+    "standard deviation), but a float32 matmul over 15 rows and one over 27 rows round differently, "
+    "so predictions differ by a few float32 ulps (measured: up to 1.6e-7 absolute); the check compares "
+    "at rtol=1e-7. "
+    "test_canned_training.py checks the equivalence at float32 tolerance."
+)
+
+# Measured with scikit-learn 1.9 on this CPU build of TensorFlow. DNNLinearCombinedRegressor passes the
+# sample-weight check: its predictions differ by <= 4.3e-8, inside the check's rtol=1e-7 on values near 1.
 EXPECTED_FAILED_CHECKS = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "Training is minibatch gradient descent in float32: a weight of 2 and a repeated row give the same "
-        "objective, but the batches differ, so the fitted weights agree only to float32 precision (~1e-7), "
-        "while the check compares at float64 tolerance."
-    ),
-    "check_methods_sample_order_invariance": (
-        "TensorFlow's float32 matmul rounds the last bit differently depending on a row's position in the "
-        "batch (differences <= 3e-8); predictions are order-invariant to float32 precision, the check "
-        "compares at rtol=1e-7."
-    ),
-    "check_methods_subset_invariance": (
-        "Same float32 rounding as above: a row predicted in a batch of 20 or of 2 can differ in the last "
-        "bit (regressors scale it back by the target's standard deviation: ~3e-7 absolute); equal to "
-        "float32 precision, the check compares at 1e-7."
-    ),
+    "LinearClassifier": {"check_sample_weight_equivalence_on_dense_data": _SAMPLE_WEIGHT_ROUNDING},
+    "LinearRegressor": {"check_sample_weight_equivalence_on_dense_data": _SAMPLE_WEIGHT_ROUNDING},
+    "DNNClassifier": {"check_sample_weight_equivalence_on_dense_data": _SAMPLE_WEIGHT_ROUNDING},
+    "DNNRegressor": {"check_sample_weight_equivalence_on_dense_data": _SAMPLE_WEIGHT_ROUNDING},
+    "DNNLinearCombinedClassifier": {"check_sample_weight_equivalence_on_dense_data": _SAMPLE_WEIGHT_ROUNDING},
+    "DNNLinearCombinedRegressor": {},
 }
 
 
 def _expected_failed_checks(estimator):
-    return EXPECTED_FAILED_CHECKS
+    return EXPECTED_FAILED_CHECKS[type(estimator).__name__]
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks, xfail_strict=True)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -126,3 +126,31 @@ def test_best_checkpoint_missing_is_a_clear_error(model_dir):
     est = _est(model_dir).fit(X, Y_TRAIN, steps=2)
     with pytest.raises(ValueError, match="keep_best=True"):
         est.evaluate(X, Y_VAL, checkpoint_path="best")
+
+
+def test_a_monitor_reused_for_a_new_model_starts_afresh(model_dir):
+    monitor = ValidationMonitor(X, Y_VAL, every_n_steps=10, early_stopping_rounds=40, keep_best=True)
+    _est(model_dir).fit(X, Y_TRAIN, steps=2000, batch_size=64, monitors=[monitor])
+    first = (monitor.best_step, monitor.best_value, len(monitor.history))
+    # The same problem again in a new model_dir: the first run's best must not shadow this one's.
+    est = _est(model_dir + "2").fit(X, Y_TRAIN, steps=2000, batch_size=64, monitors=[monitor])
+    assert (monitor.best_step, monitor.best_value, len(monitor.history)) == first
+    assert monitor.early_stopped and monitor.history[0][0] == 10
+    best = est.evaluate(X, Y_VAL, checkpoint_path="best")
+    assert best["global_step"] == monitor.best_step and best["loss"] == pytest.approx(monitor.best_value, rel=1e-6)
+
+
+def test_a_monitor_continuing_the_same_model_keeps_its_history(model_dir):
+    monitor = ValidationMonitor(X, Y_VAL, every_n_steps=10)
+    est = _est(model_dir).fit(X, Y_TRAIN, steps=20, batch_size=64, monitors=[monitor])
+    est.fit(X, Y_TRAIN, steps=20, batch_size=64, monitors=[monitor])
+    assert [step for step, _ in monitor.history] == [10, 20, 30, 40]
+    assert monitor.best_step == min(monitor.history, key=lambda h: h[1]["loss"])[0]
+
+
+def test_the_final_weights_are_validated_when_training_ends_between_validation_steps(model_dir):
+    monitor = ValidationMonitor(X, Y_TRAIN, every_n_steps=20, keep_best=True)
+    est = _est(model_dir).fit(X, Y_TRAIN, steps=15, batch_size=16, monitors=[monitor])
+    assert [step for step, _ in monitor.history] == [15]
+    assert monitor.best_step == 15
+    assert est.evaluate(X, Y_TRAIN, checkpoint_path="best")["loss"] == pytest.approx(monitor.best_value, rel=1e-5)
