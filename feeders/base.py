@@ -6,6 +6,13 @@ Feeders whose encoding is learned from the training data (pandas vocabularies, s
 `state`, a JSON-serialisable dict that the Estimator saves with the model and hands back (through
 `setup_train_data_feeder(..., state=...)` / `setup_predict_data_feeder(..., state=...)`) when it
 feeds evaluation and prediction data, so the same encoding is applied.
+
+Every state names the kind of input it was learned from in its `"type"` entry: `"pandas"`
+(`PandasFeeder`, and `DaskDataFeeder` on dask DataFrames: the same encoding), `"file"`
+(`FileDataFeeder`: the feature and target columns) or `"numpy"` (`DataFeeder` with `impute`: the
+imputation values). A feeder given a state of another kind applies what carries over (a file-fitted
+model takes a DataFrame with those columns) and otherwise raises a `ValueError` that says what the
+model was fitted on. States saved before the tag existed are recognised by their keys.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import tensorflow as tf
 
 from feeders.signature import Signatures
 
-__all__ = ["Feeder"]
+__all__ = ["Feeder", "describe_state", "state_kind"]
 
 
 @runtime_checkable
@@ -64,3 +71,33 @@ def record_feeder_error(exc: BaseException) -> None:
 def pop_feeder_error() -> BaseException | None:
     """The last recorded feeder error, if any (and forget it)."""
     return _pending_error.pop() if _pending_error else None
+
+
+def state_kind(state: dict[str, Any] | None) -> str | None:
+    """The kind of input a feeder `state` was learned from: "pandas", "file", "numpy", or None without one.
+
+    States written before they carried a `"type"` are recognised by their keys ("frame": pandas,
+    "feature_columns": file); anything else is "unknown".
+    """
+    if state is None:
+        return None
+    kind = state.get("type")
+    if isinstance(kind, str):
+        return kind
+    if "frame" in state:
+        return "pandas"
+    if "feature_columns" in state:
+        return "file"
+    return "unknown"
+
+
+def describe_state(state: dict[str, Any] | None) -> str:
+    """What a model with this feeder `state` was fitted on, for error messages."""
+    kind = state_kind(state)
+    if kind == "pandas":
+        return f"a pandas (or dask) DataFrame with columns {list(state['frame'].get('columns', []))}"
+    if kind == "file":
+        return f"Parquet/CSV files with feature columns {list(state.get('feature_columns') or [])}"
+    if kind == "numpy":
+        return "numpy arrays (with imputation of NaN)"
+    return f"input whose saved encoding this version does not know (type {state.get('type')!r})"

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from feeders._stacking import n_rows, stack_batches
 from feeders.numpy_feeder import _check_batch_size, _check_epochs
-from feeders.pandas_feeder import NUMERIC_KEY, FrameEncoding, LabelEncoding, _kind
+from feeders.pandas_feeder import NUMERIC_KEY, FrameEncoding, LabelEncoding, _kind, encodings_from_state
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["DaskDataFeeder"]
@@ -74,14 +74,20 @@ class DaskDataFeeder:
         if isinstance(x, dd.DataFrame):
             x = x.rename(columns=str)
             if state is not None:
-                self.encoding = FrameEncoding.from_json(state["frame"])
-                self.label_encoding = LabelEncoding.from_json(state.get("labels"))
+                self.encoding, self.label_encoding = encodings_from_state(state)
+                if impute:
+                    self.encoding.impute = True
             else:
                 self.encoding = self._learn_encoding(x, impute, dask)
                 if y is not None:
                     self.label_encoding = self._learn_labels(y, dask, dd)
             self._x_parts = x.to_delayed()
         elif isinstance(x, da.Array):
+            if impute:
+                raise ValueError(
+                    "impute is supported for dask DataFrames, not dask arrays: fill the missing values beforehand, or "
+                    "pass a dask DataFrame (dd.from_dask_array(x))."
+                )
             if x.ndim < 2:
                 raise ValueError(
                     "Expected 2D array, got 1D array instead: reshape your dask array with x.reshape(-1, 1)."
@@ -180,6 +186,13 @@ class DaskDataFeeder:
         if self._y_parts is not None:
             raw = self._y_parts[i].compute()
             targets = self.label_encoding.encode(np.asarray(raw)).astype(self._y_sig.dtype.as_numpy_dtype)
+            n_x = 0 if features is None else n_rows(features)
+            if n_x != len(targets):
+                raise ValueError(
+                    f"Partition {i} of x has {n_x} rows but partition {i} of y has {len(targets)}: x and y must be "
+                    "split into partitions the same way. Take both from one DataFrame (df[features], df[target]), "
+                    "or rechunk y like x (y.rechunk(x.chunks[0]))."
+                )
         if features is None:
             return None, None
         if rng is not None:
@@ -194,10 +207,12 @@ class DaskDataFeeder:
         while self.epochs is None or epoch < self.epochs:
             rng = np.random.default_rng([self.seed, epoch]) if self.shuffle else None
             order = rng.permutation(len(self._x_parts)) if rng is not None else range(len(self._x_parts))
+            rows = 0
             for i in order:
                 features, targets = self._partition(int(i), rng)
                 if features is None:
                     continue
+                rows += n_rows(features)
                 if carry is not None:
                     features = _concat(carry[0], features)
                     targets = None if targets is None else np.concatenate([carry[1], targets])
@@ -208,6 +223,9 @@ class DaskDataFeeder:
                     yield _slice(features, start, start + b), None if targets is None else targets[start : start + b]
                 if full < n:
                     carry = (_slice(features, full, n), None if targets is None else targets[full:n])
+            if rows == 0:  # an empty frame would otherwise loop over its empty partitions forever
+                shape = (0, *self._x_sig.shape) if isinstance(self._x_sig, TensorSignature) else (0,)
+                raise ValueError(f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is required.")
             epoch += 1
             if self.epochs is not None and epoch == self.epochs and carry is not None:
                 yield carry

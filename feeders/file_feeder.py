@@ -41,7 +41,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import tensorflow as tf
 
-from feeders.base import record_feeder_error
+from feeders.base import describe_state, record_feeder_error, state_kind
 from feeders.numpy_feeder import _check_batch_size
 from feeders.signature import Signatures, TensorSignature
 
@@ -108,7 +108,11 @@ class FileDataFeeder:
     tunes the prefetch. With it, they are chosen to fit the budget, the shuffle window first (it
     may end up smaller than `shuffle_buffer_batches`, with a warning); a budget that even a minimal
     pipeline exceeds is an error. Measured: one epoch over 360 MB of values grew the peak RSS by
-    about 65 MiB with `memory_budget_mb=96`.
+    about 65 MiB with `memory_budget_mb=96`. Training from the feeder (`Estimator.fit(feeder)`)
+    keeps this bound plus the model's own memory (its weights, optimizer state and one step's
+    tensors; allow 16 MiB for a small model, more for a large one): measured, a logistic
+    regression trained for one epoch over the same 360 MB with `memory_budget_mb=96` grew the peak
+    RSS by about 40 MiB after a warm-up fit.
 
     Args:
         path: a Parquet or CSV file, a directory (searched recursively for files of that format,
@@ -123,6 +127,10 @@ class FileDataFeeder:
         format: "parquet" or "csv"; default=None (from the extensions: .parquet, .pq, .csv).
         shuffle_buffer_batches: batches in the shuffle window, default=64.
         memory_budget_mb: MiB the pipeline may use on top of what the process holds; default=None.
+        state: a feeder state learned at fit time (`FileDataFeeder.state`, or a `PandasFeeder`'s
+            when every column was numeric): without `feature_columns`, its feature columns are
+            read, by name and in the fitted order, whatever the files' column order, and other
+            columns (the target at prediction, say) are left out. default=None.
 
     Raises:
         FileNotFoundError: a path that does not exist.
@@ -148,6 +156,7 @@ class FileDataFeeder:
         format: str | None = None,
         shuffle_buffer_batches: int = 64,
         memory_budget_mb: float | None = None,
+        state: dict[str, Any] | None = None,
     ) -> None:
         self.batch_size = _check_batch_size(batch_size)
         _check_positive_int(epochs, "epochs", allow_none=True)
@@ -172,6 +181,8 @@ class FileDataFeeder:
         dataset = _open_dataset(self.files, self.format)
         self._fragments, self.n_samples = _fragments(dataset)
         schema = dataset.schema
+        if feature_columns is None and state is not None:
+            feature_columns = _columns_from_state(state, schema.names, target_column)
         self.target_column, self.feature_columns = _resolve_columns(schema, target_column, feature_columns)
         self._y_dtype = None if self.target_column is None else _target_dtype(schema, self.target_column)
         self._columns = [*self.feature_columns, *([self.target_column] if self.target_column else [])]
@@ -196,7 +207,7 @@ class FileDataFeeder:
     @property
     def state(self) -> dict[str, Any]:
         """The feature and target columns, in the order they are fed."""
-        return {"feature_columns": list(self.feature_columns), "target_column": self.target_column}
+        return {"type": "file", "feature_columns": list(self.feature_columns), "target_column": self.target_column}
 
     @property
     def input_signature(self) -> Signatures:
@@ -377,6 +388,34 @@ def _open_dataset(files: list[str], format: str) -> ds.FileSystemDataset:
     except (pa.ArrowInvalid, OSError) as exc:
         where = repr(files[0]) if len(files) == 1 else f"{len(files)} files starting with {files[0]!r}"
         raise ValueError(f"Cannot read {where} as {format}: {exc}") from None
+
+
+def _columns_from_state(state: dict[str, Any], available: list[str], target_column: str | None) -> list[str] | None:
+    """The feature columns a model was fitted on, from its feeder state (None: no columns to reuse)."""
+    kind = state_kind(state)
+    if kind == "file":
+        columns = list(state["feature_columns"])
+    elif kind == "pandas":
+        frame = state["frame"]
+        if frame.get("vocabularies"):
+            raise ValueError(
+                f"This model was fitted on {describe_state(state)}, with categorical column(s) "
+                f"{list(frame['vocabularies'])} encoded by the pandas feeder; FileDataFeeder feeds numeric columns "
+                "only and cannot apply that encoding. Read the files into a DataFrame (pd.read_parquet(path)) and "
+                "pass that instead."
+            )
+        columns = list(frame["numeric"])
+    else:
+        return None  # numpy arrays: matched by position, as an array would be
+    missing = [c for c in columns if c not in available]
+    if missing:
+        raise ValueError(
+            f"X is missing column(s) {missing} that the model was fitted on. Expected columns {columns}; the data "
+            f"has {available}."
+        )
+    if target_column in columns:
+        raise ValueError(f"The target column {target_column!r} was a feature column when the model was fitted.")
+    return columns
 
 
 def _resolve_columns(

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from feeders.base import describe_state, state_kind
 from feeders.numpy_feeder import DataFeeder
 from feeders.signature import Signatures
 
@@ -31,19 +32,45 @@ logger = logging.getLogger("skflow")
 NUMERIC_KEY = "numeric"
 
 
-def _kind(name: str, series: pd.Series) -> str:
-    dtype = series.dtype
-    if (
+def _is_datetime_like(dtype: Any) -> bool:
+    return (
         pd.api.types.is_datetime64_any_dtype(dtype)
         or pd.api.types.is_timedelta64_dtype(dtype)
         or isinstance(dtype, pd.PeriodDtype)
-    ):
+    )
+
+
+def _datetime_error(name: str, dtype: Any) -> ValueError:
+    return ValueError(
+        f"Column {name!r} holds dates/times ({dtype}); skflow does not guess how to encode them. Turn it into "
+        f"numbers first, e.g. df[{name!r}].astype('int64') // 10**9 for seconds since the epoch, or calendar "
+        f"features such as df[{name!r}].dt.dayofweek and df[{name!r}].dt.hour."
+    )
+
+
+_PLAIN_CATEGORY = (str, bool, int, float, np.integer, np.floating, np.bool_)
+
+
+def _check_categories(name: str, dtype: pd.CategoricalDtype) -> None:
+    """Categories are saved with the model as JSON: dates and other objects get a clear error instead."""
+    categories = dtype.categories
+    if _is_datetime_like(categories.dtype):
+        raise _datetime_error(name, f"category of {categories.dtype}")
+    odd = sorted({type(v).__name__ for v in categories if not isinstance(v, _PLAIN_CATEGORY)})
+    if odd:
         raise ValueError(
-            f"Column {name!r} holds dates/times ({dtype}); skflow does not guess how to encode them. Turn it into "
-            f"numbers first, e.g. df[{name!r}].astype('int64') // 10**9 for seconds since the epoch, or calendar "
-            f"features such as df[{name!r}].dt.dayofweek and df[{name!r}].dt.hour."
+            f"Column {name!r} is a categorical whose categories are {', '.join(odd)} objects (from pd.cut, say); "
+            "skflow saves vocabularies of strings, numbers and booleans only. Convert it first, e.g. "
+            f"df[{name!r}].astype(str) to keep it categorical, or df[{name!r}].cat.codes for its ids as numbers."
         )
+
+
+def _kind(name: str, series: pd.Series) -> str:
+    dtype = series.dtype
+    if _is_datetime_like(dtype):
+        raise _datetime_error(name, dtype)
     if isinstance(dtype, pd.CategoricalDtype):
+        _check_categories(name, dtype)
         return "category"
     if pd.api.types.is_bool_dtype(dtype):
         return "category"
@@ -59,6 +86,13 @@ def _kind(name: str, series: pd.Series) -> str:
             return "category"
         if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
             return "numeric"
+        if inferred == "bytes":
+            raise ValueError(
+                f"Column {name!r} holds bytes; skflow encodes text columns, not raw bytes. Decode them first, e.g. "
+                f"df[{name!r}] = df[{name!r}].str.decode('utf-8'), and the column is encoded as a category."
+            )
+        if inferred in ("datetime", "datetime64", "date", "timedelta", "timedelta64", "period", "time"):
+            raise _datetime_error(name, f"object column of {inferred} values")
         sample = series.dropna()
         if len(sample) and isinstance(sample.iloc[0], (list, tuple, np.ndarray, dict)):
             raise ValueError(
@@ -161,7 +195,7 @@ class FrameEncoding:
         block = np.empty((len(frame), len(self.numeric)), dtype=np.float32)
         for j, name in enumerate(self.numeric):
             series = frame[name]
-            if _kind(name, series) != "numeric":
+            if _kind(name, series) != "numeric" and not pd.api.types.is_bool_dtype(series.dtype):
                 raise ValueError(f"Column {name!r} was numeric at fit time but now has dtype {series.dtype}.")
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
             bad = ~np.isfinite(values)
@@ -232,6 +266,7 @@ class LabelEncoding:
         if series.isna().any():
             raise ValueError("Input y contains NaN.")
         if isinstance(series.dtype, pd.CategoricalDtype):
+            _check_categories("y" if series.name is None else str(series.name), series.dtype)
             return cls([v.item() if isinstance(v, np.generic) else v for v in series.cat.categories])
         if pd.api.types.is_bool_dtype(series.dtype):
             return cls([False, True])
@@ -276,6 +311,28 @@ class LabelEncoding:
         return cls(data)
 
 
+def encodings_from_state(state: dict[str, Any]) -> tuple[FrameEncoding, LabelEncoding]:
+    """The frame and label encodings that a feeder `state` holds, for feeding a DataFrame to its model.
+
+    A pandas state is applied as it is. A file state (a model fitted on Parquet/CSV files) becomes
+    the numeric encoding of its feature columns, so a DataFrame holding those columns (in any order,
+    the target column among them or not) is fed exactly as the files were.
+
+    Raises:
+        ValueError: a state of another kind (numpy arrays), which a DataFrame cannot be matched to.
+    """
+    kind = state_kind(state)
+    if kind == "pandas":
+        return FrameEncoding.from_json(state["frame"]), LabelEncoding.from_json(state.get("labels"))
+    if kind == "file":
+        columns = list(state["feature_columns"])
+        return FrameEncoding(columns, columns, {}), LabelEncoding(None)
+    raise ValueError(
+        f"This model was fitted on {describe_state(state)}; a DataFrame cannot be matched to that by column "
+        "names. Pass the same kind of input, e.g. df.to_numpy() with the columns in the order used at fit time."
+    )
+
+
 def as_frame(x: Any) -> pd.DataFrame:
     if isinstance(x, pd.Series):
         return x.to_frame(name=x.name if x.name is not None else 0)
@@ -300,7 +357,8 @@ class PandasFeeder:
         batch_size, shuffle, epochs, seed: as in `DataFeeder`.
         impute: fill NaN (numeric: training mean; categorical: out-of-vocabulary id) instead of raising.
         state: an encoding learned earlier (`PandasFeeder.state` at fit time), applied instead of
-            learning a new one; evaluation and prediction use this.
+            learning a new one; evaluation and prediction use this. A `FileDataFeeder` state selects
+            its feature columns by name (see `encodings_from_state`).
 
     Example:
         >>> df = pd.DataFrame({"age": [31.0, 45.0, 27.0], "city": ["Paris", "Oslo", "Paris"]})
@@ -322,8 +380,7 @@ class PandasFeeder:
     ) -> None:
         frame = as_frame(x)
         if state is not None:
-            self.encoding = FrameEncoding.from_json(state["frame"])
-            self.label_encoding = LabelEncoding.from_json(state.get("labels"))
+            self.encoding, self.label_encoding = encodings_from_state(state)
             if impute:
                 self.encoding.impute = True
         else:

@@ -11,6 +11,7 @@ paid once per stack rather than once per row (performance-facts.md §1.5).
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -87,7 +88,7 @@ class StreamingDataFeeder:
         self._factory: Callable[[], Iterator[Any]] | None = None
         if callable(x) and not hasattr(x, "__next__"):
             self._factory = x
-            source = iter(x())
+            source = _call_factory(x)
         elif hasattr(x, "__next__") or hasattr(x, "__iter__"):
             source = iter(x)
         else:
@@ -101,7 +102,7 @@ class StreamingDataFeeder:
                 )
             if self._factory is not None:
                 raise ValueError("With a callable x, yield (features, targets) pairs from it instead of passing y.")
-            source = zip(source, iter(y))
+            source = _aligned(source, iter(y))
         _check_epochs(epochs)
         if self._factory is None and epochs not in (None, 1):
             raise ValueError(
@@ -121,6 +122,8 @@ class StreamingDataFeeder:
         targets = None if targets is None else _map(targets, _as_array, "y")
         leaf = next(iter(features.values())) if isinstance(features, Mapping) else features
         self.kind = kind if kind != "auto" else ("batches" if leaf.ndim >= 2 else "rows")
+        if self.kind == "batches":
+            _check_batch_rows(features, targets, 0)
         self._has_targets = targets is not None
         offset = 1 if self.kind == "batches" else 0
         self._x_sig = _map(features, lambda a, _: TensorSignature(a.dtype, a.shape[offset:]), "X")
@@ -160,9 +163,12 @@ class StreamingDataFeeder:
 
     def _batches(self) -> Iterator[tuple[Any, Any]]:
         if self.kind == "batches":
-            for element in self._elements():
+            for i, element in enumerate(self._elements()):
                 features, targets = self._split(element)
-                yield _map(features, _as_array, "X"), None if targets is None else _map(targets, _as_array, "y")
+                features = _map(features, _as_array, "X")
+                targets = None if targets is None else _map(targets, _as_array, "y")
+                _check_batch_rows(features, targets, i)
+                yield features, targets
             return
         buf_x = _alloc(self._x_sig, self.batch_size)
         buf_y = None if self._y_sig is None else _alloc(self._y_sig, self.batch_size)
@@ -191,6 +197,66 @@ class StreamingDataFeeder:
         signature = (spec(self._x_sig), spec(self._y_sig)) if self._has_targets else spec(self._x_sig)
         ds = tf.data.Dataset.from_generator(self._stacks, output_signature=signature)
         return ds.unbatch().prefetch(tf.data.AUTOTUNE)
+
+
+def _call_factory(factory: Callable[[], Any]) -> Iterator[Any]:
+    """The iterator a callable x returns, with a clear error when it takes arguments or returns no iterator."""
+    name = getattr(factory, "__qualname__", type(factory).__name__)
+    try:
+        inspect.signature(factory).bind()
+    except TypeError:
+        raise TypeError(
+            f"x is a function ({name}) that needs arguments; a streaming feeder calls x() with none to get an "
+            "iterator each epoch. Pass data, or a function of no arguments that returns an iterator or generator."
+        ) from None
+    except ValueError:
+        pass  # no signature to inspect (a builtin): just call it
+    result = factory()
+    if not hasattr(result, "__iter__") or isinstance(result, (str, bytes)):
+        raise TypeError(
+            f"x is a function ({name}) that returned {type(result).__name__}, not an iterator. A streaming feeder "
+            "needs a function that returns an iterator or generator of rows, batches or (features, targets) pairs."
+        )
+    return iter(result)
+
+
+def _aligned(xs: Iterator[Any], ys: Iterator[Any]) -> Iterator[tuple[Any, Any]]:
+    """`zip(xs, ys)` that raises when one ends before the other (zip would silently drop the rest)."""
+    n = 0
+    missing = object()
+    for x in xs:
+        y = next(ys, missing)
+        if y is missing:
+            raise ValueError(
+                f"x and y have different lengths: y ended after {n} element(s) while x has more. Found input "
+                "variables with inconsistent numbers of samples."
+            )
+        n += 1
+        yield x, y
+    if next(ys, missing) is not missing:
+        raise ValueError(
+            f"x and y have different lengths: x ended after {n} element(s) while y has more. Found input variables "
+            "with inconsistent numbers of samples."
+        )
+
+
+def _check_batch_rows(features: Any, targets: Any, index: int) -> None:
+    """Every array of one batch (features and targets) must have the same number of rows."""
+    rows = {}
+    for what, value in (("X", features), ("y", targets)):
+        if value is None:
+            continue
+        for key, array in value.items() if isinstance(value, Mapping) else [(None, value)]:
+            name = what if key is None else f"{what}[{key!r}]"
+            if array.ndim == 0:
+                raise ValueError(f"Batch {index}: {name} is a scalar; a batch needs one entry per row.")
+            rows[name] = int(array.shape[0])
+    if len(set(rows.values())) > 1:
+        counts = ", ".join(f"{name} has {n}" for name, n in rows.items())
+        raise ValueError(
+            f"Batch {index} of the stream has inconsistent numbers of rows: {counts}. Found input variables with "
+            "inconsistent numbers of samples."
+        )
 
 
 def _alloc(sig: Signatures, n: int) -> Any:

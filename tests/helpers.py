@@ -46,3 +46,27 @@ def spec_fn(features, labels, mode, params, config):
         train_op,
         eval_metric_ops={"my_accuracy": correct, "my_auc_like": ("accuracy", labels, predictions["class"])},
     )
+
+
+def embedding_fn(features, targets, mode, params):
+    """A classifier on a PandasFeeder's dict features: the numeric block plus one embedded categorical column."""
+    ids = features[params["column"]]
+    embedded = keras.layers.Embedding(params["vocabulary_size"], 2)(ids)
+    logits = keras.layers.Dense(params["n_classes"])(tf.concat([features["numeric"], embedded], axis=1))
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(targets, tf.int32), logits))
+    return {"class": tf.argmax(logits, 1)}, loss, optimize_loss(loss, "Adam", 0.1)
+
+
+def logistic_fn(features, targets):
+    """Binary logistic regression on dense float features (one logit, class = logit > 0)."""
+    logits = tf.squeeze(keras.layers.Dense(1)(features), -1)
+    loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.cast(targets, tf.float32), logits))
+    return tf.cast(logits > 0, tf.int64), loss, optimize_loss(loss, "Adam", 0.05)
+
+
+def sparse_logistic_fn(features, targets, params):
+    """Binary logistic regression on a `tf.SparseTensor` of shape (batch, params["n_features"])."""
+    weights = tf.Variable(tf.zeros([params["n_features"], 1]), name="weights")
+    logits = tf.squeeze(tf.sparse.sparse_dense_matmul(features, weights), -1)
+    loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.cast(targets, tf.float32), logits))
+    return tf.cast(logits > 0, tf.int64), loss, optimize_loss(loss, "Adam", 0.1)

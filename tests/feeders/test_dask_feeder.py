@@ -12,6 +12,7 @@ from estimators import Estimator, RunConfig
 from feeders import PandasFeeder, setup_train_data_feeder
 from feeders.dask_feeder import DaskDataFeeder
 from tests.feeders.test_pandas_feeder import _wide_fn
+from tests.helpers import linear_fn
 
 
 def _frame(n=100):
@@ -101,3 +102,32 @@ def test_estimator_fits_on_dask_and_predicts_on_pandas(tmp_path):
     predicted = est.predict(frame[["city", "member", "age"]])["class"]
     assert np.mean(predicted == frame["label"].to_numpy()) > 0.95
     assert est.evaluate(x, y, metrics=["accuracy"])["accuracy"] > 0.95
+
+
+@pytest.mark.timeout(60)
+def test_an_empty_frame_is_an_error_even_when_training_forever():
+    empty = dd.from_pandas(pd.DataFrame({"a": np.arange(0.0), "b": np.arange(0.0)}), npartitions=1)
+    feeder = DaskDataFeeder(empty, None, epochs=None)
+    with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\) \(shape=\(0, 2\)\)"):
+        next(feeder._stacks())
+
+
+@pytest.mark.timeout(60)
+def test_an_estimator_fitting_on_an_empty_frame_gets_the_error(tmp_path):
+    empty = dd.from_pandas(pd.DataFrame({"a": np.arange(0.0), "y": np.arange(0.0)}), npartitions=1)
+    est = Estimator(linear_fn, model_dir=str(tmp_path / "m"), config=RunConfig(log_step_count_steps=0))
+    with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\)"):
+        est.fit(empty[["a"]], empty["y"], steps=5)
+
+
+def test_x_and_y_with_as_many_partitions_but_other_row_counts_are_an_error_naming_the_partition():
+    x = da.from_array(np.arange(20.0).reshape(20, 1), chunks=(5, 1))
+    y = da.from_array(np.arange(20.0), chunks=((4, 4, 4, 8),))
+    feeder = DaskDataFeeder(x, y, batch_size=2, shuffle=False, epochs=1)
+    with pytest.raises(ValueError, match=r"Partition 0 of x has 5 rows but partition 0 of y has 4"):
+        list(feeder._batches())
+
+
+def test_impute_with_a_dask_array_is_an_error_rather_than_ignored():
+    with pytest.raises(ValueError, match="impute is supported for dask DataFrames, not dask arrays"):
+        DaskDataFeeder(da.zeros((4, 2), chunks=2), None, impute=True)

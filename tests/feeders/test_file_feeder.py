@@ -156,6 +156,41 @@ def test_without_a_target_column_every_column_is_a_feature(tmp_path):
     assert [b.shape for b in batches] == [(50, 4)] * 5
 
 
+def test_the_state_is_tagged_with_its_kind_and_holds_the_columns_in_feeding_order(tmp_path):
+    feeder = FileDataFeeder(_parquet(tmp_path / "d.parquet"), target_column="label", feature_columns=["c", "a"])
+    assert feeder.state == {"type": "file", "feature_columns": ["c", "a"], "target_column": "label"}
+
+
+def test_a_state_feeds_the_fitted_columns_by_name_whatever_their_order_in_the_files(tmp_path):
+    fitted = FileDataFeeder(_parquet(tmp_path / "d.parquet"), target_column="label")
+    reordered = _table(250).select(["label", "c", "b", "a"])
+    pq.write_table(reordered, tmp_path / "r.parquet")
+    feeder = FileDataFeeder(str(tmp_path / "r.parquet"), "label", shuffle=False, epochs=1, state=fitted.state)
+    assert feeder.feature_columns == ["a", "b", "c"]
+    x, y = _collect(feeder)
+    np.testing.assert_array_equal(x, _expected_x(np.arange(250)))
+
+
+def test_a_state_leaves_the_target_column_out_when_predicting_on_files_that_still_hold_it(tmp_path):
+    path = _parquet(tmp_path / "d.parquet")
+    fitted = FileDataFeeder(path, target_column="label")
+    feeder = FileDataFeeder(path, batch_size=250, shuffle=False, epochs=1, state=fitted.state)
+    assert feeder.input_signature.shape == (3,) and feeder.output_signature is None
+    np.testing.assert_array_equal(next(iter(feeder.dataset())).numpy(), _expected_x(np.arange(250)))
+
+
+def test_a_fitted_column_missing_from_the_files_is_named(tmp_path):
+    state = {"type": "file", "feature_columns": ["a", "b", "z"], "target_column": "label"}
+    with pytest.raises(ValueError, match=r"X is missing column\(s\) \['z'\] that the model was fitted on"):
+        FileDataFeeder(_parquet(tmp_path / "d.parquet"), state=state)
+
+
+def test_explicit_feature_columns_take_precedence_over_a_state(tmp_path):
+    state = {"type": "file", "feature_columns": ["a", "b", "c"], "target_column": "label"}
+    feeder = FileDataFeeder(_parquet(tmp_path / "d.parquet"), "label", feature_columns=["b"], state=state)
+    assert feeder.feature_columns == ["b"]
+
+
 def test_a_missing_target_column_is_named_with_the_available_columns(tmp_path):
     with pytest.raises(ValueError, match=r"target_column='y' is not a column.*\['a', 'b', 'c', 'label'\]"):
         FileDataFeeder(_parquet(tmp_path / "d.parquet"), target_column="y")
@@ -304,16 +339,37 @@ def _write_large_parquet(folder, n_files: int, rows_per_file: int, rows_per_grou
                 start += rows_per_group
 
 
+_LARGE = {"n_files": 6, "rows_per_file": 500_000, "n_features": 28, "budget_mb": 96}
+_LARGE_ROWS = _LARGE["n_files"] * _LARGE["rows_per_file"]
+_LARGE_BYTES = _LARGE_ROWS * (4 * _LARGE["n_features"] + 8)  # 360 MB of values
+
+
+@pytest.fixture(scope="module")
+def large_parquet(tmp_path_factory) -> str:
+    """360 MB of Parquet values, 3.5 times the 96 MiB budget of the memory tests."""
+    assert _LARGE_BYTES > 3.5 * _LARGE["budget_mb"] * 2**20
+    folder = tmp_path_factory.mktemp("large")
+    _write_large_parquet(folder, _LARGE["n_files"], _LARGE["rows_per_file"], 100_000, _LARGE["n_features"])
+    return str(folder)
+
+
+def _run_measured(script: str) -> list[int]:
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=_REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return [int(v) for v in out.stdout.strip().splitlines()[-1].split()]
+
+
 @pytest.mark.slow
-def test_an_epoch_over_data_several_times_the_memory_budget_stays_within_the_budget(tmp_path):
-    n_files, rows_per_file, n_features, budget_mb = 6, 500_000, 28, 96
-    n_rows = n_files * rows_per_file
-    data_bytes = n_rows * (4 * n_features + 8)  # 360 MB of values
-    assert data_bytes > 3.5 * budget_mb * 2**20
-    (tmp_path / "data").mkdir()
-    _write_large_parquet(tmp_path / "data", n_files, rows_per_file, 100_000, n_features)
-    script = textwrap.dedent(
-        f"""
+def test_an_epoch_over_data_several_times_the_memory_budget_stays_within_the_budget(large_parquet):
+    n_rows, budget_mb = _LARGE_ROWS, _LARGE["budget_mb"]
+    script = f"""
         import os, resource, sys
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         sys.path.insert(0, {_REPO!r})
@@ -328,7 +384,7 @@ def test_an_epoch_over_data_several_times_the_memory_budget_stays_within_the_bud
             pass  # TensorFlow's one-time costs belong to the baseline
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         feeder = FileDataFeeder(
-            {str(tmp_path / "data")!r}, target_column="label", batch_size=1024, epochs=1, seed=0,
+            {large_parquet!r}, target_column="label", batch_size=1024, epochs=1, seed=0,
             shuffle_buffer_batches=16, memory_budget_mb={budget_mb},
         )
         rows = total = 0
@@ -338,12 +394,53 @@ def test_an_epoch_over_data_several_times_the_memory_budget_stays_within_the_bud
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(rows, total, (after - before) * 1024)  # ru_maxrss is in KiB on Linux
         """
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], cwd=_REPO, capture_output=True, text=True, timeout=180, check=False
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    rows, total, growth = map(int, out.stdout.strip().splitlines()[-1].split())
+    rows, total, growth = _run_measured(script)
     assert rows == n_rows and total == n_rows * (n_rows - 1) // 2  # every row once
     assert growth <= budget_mb * 2**20, f"peak RSS grew by {growth / 2**20:.0f} MiB, over the {budget_mb} MiB budget"
-    assert data_bytes >= 3.5 * growth
+    assert _LARGE_BYTES >= 3.5 * growth
+
+
+# What training adds to the pipeline's budget: the model's own memory (see the FileDataFeeder docstring).
+_MODEL_SLACK_MB = 16
+
+
+@pytest.mark.slow
+def test_training_an_estimator_over_data_several_times_the_memory_budget_stays_within_the_budget(large_parquet):
+    n_rows, budget_mb, batch_size = _LARGE_ROWS, _LARGE["budget_mb"], 1024
+    script = f"""
+        import os, resource, sys, tempfile
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        sys.path.insert(0, {_REPO!r})
+        import keras, numpy as np, pyarrow as pa, pyarrow.parquet as pq, tensorflow as tf
+        from estimators import Estimator, RunConfig, optimize_loss
+        from feeders.file_feeder import FileDataFeeder
+
+        def model_fn(features, targets):  # logistic regression on the parity of the row index
+            logits = tf.squeeze(keras.layers.Dense(1)(features), -1)
+            parity = tf.cast(targets % 2, tf.float32)
+            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(parity, logits))
+            return logits, loss, optimize_loss(loss, "SGD", 0.01)
+
+        tmp = tempfile.mkdtemp()
+        data = {large_parquet!r}
+        schema = pq.read_schema(os.path.join(data, sorted(os.listdir(data))[0]))
+        rng = np.random.default_rng(1)
+        warm = [rng.random(20_000, dtype=np.float32) for _ in range(len(schema) - 1)] + [np.arange(20_000)]
+        pq.write_table(pa.table(warm, schema=schema), os.path.join(tmp, "warm.parquet"))
+        options = dict(
+            target_column="label", batch_size={batch_size}, epochs=1, seed=0, shuffle_buffer_batches=16,
+            memory_budget_mb={budget_mb},
+        )
+        est = Estimator(model_fn, model_dir=os.path.join(tmp, "m"), config=RunConfig(log_step_count_steps=0))
+        est.fit(FileDataFeeder(os.path.join(tmp, "warm.parquet"), **options))  # one-time costs: the baseline
+        warm_steps = int(est.get_variable_value("global_step"))
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        est.fit(FileDataFeeder(data, **options))
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(int(est.get_variable_value("global_step")) - warm_steps, (after - before) * 1024)
+        """
+    steps, growth = _run_measured(script)
+    assert steps == -(-n_rows // batch_size)  # one whole epoch trained, the partial last batch included
+    limit = (budget_mb + _MODEL_SLACK_MB) * 2**20
+    assert growth <= limit, f"peak RSS grew by {growth / 2**20:.0f} MiB while training, over {limit / 2**20:.0f} MiB"
+    assert _LARGE_BYTES >= 3 * growth

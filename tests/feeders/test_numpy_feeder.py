@@ -50,3 +50,61 @@ def test_a_batch_larger_than_the_data_gives_one_batch():
 def test_invalid_batch_size(batch_size):
     with pytest.raises(ValueError, match="Invalid value for argument `batch_size`"):
         DataFeeder(np.zeros((3, 2)), None, batch_size=batch_size)
+
+
+@pytest.mark.parametrize(("x", "name"), [([[1.0, 2.0], [3.0]], "X"), ([[[1.0], [2.0]], [[3.0]]], "X")])
+def test_ragged_nested_lists_are_a_clear_error_not_numpys(x, name):
+    with pytest.raises(ValueError, match=rf"^{name} is ragged: its rows \(or nested lists\) have different lengths"):
+        DataFeeder(x, [0, 1])
+
+
+def test_ragged_targets_are_a_clear_error():
+    with pytest.raises(ValueError, match=r"^y is ragged"):
+        DataFeeder(np.zeros((2, 2)), [[0, 1], [1]])
+
+
+def test_nan_in_features_is_an_error_naming_the_columns_and_how_to_impute():
+    x = np.zeros((4, 5))
+    x[1, 2] = x[3, 4] = np.nan
+    with pytest.raises(
+        ValueError, match=r"^Input X contains NaN in column\(s\) \[2, 4\]\. Impute them .*impute='mean'"
+    ):
+        DataFeeder(x, np.zeros(4))
+
+
+def test_nan_in_a_dict_entry_names_the_entry():
+    with pytest.raises(ValueError, match=r"Input X\['b'\] contains NaN in column\(s\) \[0\]"):
+        DataFeeder({"a": np.zeros((2, 2)), "b": np.array([1.0, np.nan])}, np.zeros(2))
+
+
+def test_impute_mean_learns_per_column_means_and_applies_them_from_the_state():
+    x = np.array([[1.0, np.nan, 5.0], [3.0, np.nan, np.nan]])
+    feeder = DataFeeder(x, np.zeros(2), impute="mean")
+    assert feeder.state["fill_values"] == [2.0, 0.0, 5.0]  # an all-NaN column is filled with 0
+    np.testing.assert_array_equal(feeder.x, [[1, 0, 5], [3, 0, 5]])
+    assert np.isnan(x[0, 1])  # the caller's array is left alone
+    later = DataFeeder(np.array([[np.nan, 7.0, np.nan]]), state=feeder.state)
+    np.testing.assert_array_equal(later.x, [[2, 7, 5]])
+
+
+def test_impute_learns_per_key_values_for_a_dict_and_leaves_integers_alone():
+    x = {"a": np.array([[1.0], [np.nan], [5.0]]), "ids": np.array([1, 2, 3])}
+    feeder = DataFeeder(x, np.zeros(3), impute=True)
+    assert feeder.state["fill_values"] == {"a": [3.0], "ids": None}
+    np.testing.assert_array_equal(feeder.x["a"][:, 0], [1, 3, 5])
+    np.testing.assert_array_equal(feeder.x["ids"], [1, 2, 3])
+
+
+def test_without_nan_and_without_imputation_there_is_no_state():
+    assert DataFeeder(np.zeros((2, 2))).state is None
+
+
+def test_infinity_stays_an_error_when_imputing():
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        DataFeeder(np.array([[1.0, np.inf], [np.nan, 1.0]]), impute="mean")
+
+
+def test_imputation_values_for_another_row_shape_are_an_error():
+    state = DataFeeder(np.array([[1.0, np.nan]]), impute="mean").state
+    with pytest.raises(ValueError, match=r"rows of shape \(3,\), but the imputation values .* shape \(2,\)"):
+        DataFeeder(np.array([[1.0, np.nan, 2.0]]), state=state)

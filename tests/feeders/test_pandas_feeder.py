@@ -72,6 +72,16 @@ def test_a_missing_column_at_predict_is_named():
         (pd.DataFrame({"c": ["a", None, "b"]}), r"Input X contains NaN in column 'c'"),
         (pd.DataFrame({"x": [1.0, 2.0]}).iloc[:0], r"Found array with 0 sample\(s\)"),
         (pd.DataFrame(index=range(3)), r"0 feature\(s\)"),
+        (
+            pd.DataFrame({"t": pd.Categorical(pd.date_range("2024-01-01", periods=3))}),
+            r"Column 't' holds dates/times \(category of datetime64.*dt.dayofweek",
+        ),
+        (
+            pd.DataFrame({"t": pd.Series(list(pd.date_range("2024-01-01", periods=3)), dtype=object)}),
+            r"Column 't' holds dates/times",
+        ),
+        (pd.DataFrame({"b": pd.cut([1.0, 5.0, 9.0], 2)}), r"Column 'b' is a categorical whose categories are Interval"),
+        (pd.DataFrame({"s": pd.Series([b"a", b"b", b"a"])}), r"Column 's' holds bytes.*\.str\.decode\('utf-8'\)"),
     ],
 )
 def test_bad_frames_get_a_clear_error(frame, message):
@@ -142,3 +152,16 @@ def test_estimator_trains_on_a_dataframe_and_predicts_the_original_string_labels
     # A fresh Estimator finds the encoding in model_dir.
     fresh = Estimator(_wide_fn, model_dir=str(tmp_path / "m"), params={"sizes": sizes})
     np.testing.assert_array_equal(fresh.predict(shuffled)["class"], predicted)
+
+
+def test_categorical_labels_of_dates_are_a_clear_error():
+    labels = pd.Series(pd.Categorical(pd.date_range("2024-01-01", periods=3)), name="when")
+    with pytest.raises(ValueError, match=r"Column 'when' holds dates/times"):
+        PandasFeeder(pd.DataFrame({"x": [1.0, 2.0, 3.0]}), labels)
+
+
+def test_a_file_state_takes_the_numeric_columns_by_name_booleans_included():
+    state = {"type": "file", "feature_columns": ["flag", "x"], "target_column": "label"}
+    frame = pd.DataFrame({"x": [1.5, 2.5], "label": [0, 1], "flag": [True, False]})
+    feeder = setup_predict_data_feeder(frame, state=state)
+    np.testing.assert_array_equal(feeder.x, np.array([[1, 1.5], [0, 2.5]], np.float32))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from estimators import Estimator, RunConfig
 from feeders import StreamingDataFeeder, setup_train_data_feeder
@@ -95,3 +96,54 @@ def test_estimator_trains_from_a_generator_until_it_ends(tmp_path):
     assert est.get_variable_value("global_step") == 200  # 3200 rows / 16: the stream ended
     x = rng.normal(size=(50, 3)).astype(np.float32)
     assert est.evaluate(x, x @ w)["loss"] < 0.05
+
+
+def test_a_y_iterator_shorter_than_x_is_an_error_not_a_silent_truncation():
+    feeder = StreamingDataFeeder(iter([np.ones(3)] * 10), iter(range(7)), batch_size=4)
+    with pytest.raises(
+        (ValueError, tf.errors.InvalidArgumentError),
+        match=r"x and y have different lengths: y ended after 7 element\(s\)",
+    ):
+        list(feeder.dataset())
+
+
+def test_an_x_iterator_shorter_than_y_is_an_error():
+    feeder = StreamingDataFeeder(iter([np.ones(3)] * 5), iter(range(8)), batch_size=4)
+    with pytest.raises(
+        (ValueError, tf.errors.InvalidArgumentError),
+        match=r"x and y have different lengths: x ended after 5 element\(s\)",
+    ):
+        list(feeder.dataset())
+
+
+def test_an_empty_y_iterator_is_an_error_at_once():
+    with pytest.raises(ValueError, match="y ended after 0 element"):
+        StreamingDataFeeder(iter([np.ones(3)] * 5), iter([]))
+
+
+def test_a_batch_whose_targets_have_another_number_of_rows_is_an_error():
+    with pytest.raises(ValueError, match=r"Batch 0 of the stream has inconsistent numbers of rows: X has 5, y has 4"):
+        StreamingDataFeeder(iter([(np.ones((5, 3)), np.zeros(4))]))
+
+
+def test_a_later_mismatched_batch_surfaces_as_a_clear_error_during_training(tmp_path):
+    def batches():
+        for i in range(10):
+            yield np.ones((8, 3), np.float32), np.zeros(7 if i == 6 else 8, np.float32)
+
+    est = Estimator(linear_fn, model_dir=str(tmp_path / "m"), config=RunConfig(log_step_count_steps=0))
+    with pytest.raises(ValueError, match=r"Batch 6 of the stream has inconsistent numbers of rows: X has 8, y has 7"):
+        est.fit(batches(), steps=100)
+
+
+def test_dict_batches_must_agree_on_the_number_of_rows():
+    with pytest.raises(ValueError, match=r"X\['a'\] has 4, X\['b'\] has 3"):
+        StreamingDataFeeder(iter([({"a": np.ones((4, 2)), "b": np.ones((3, 2))}, np.zeros(4))]))
+
+
+def test_a_lambda_returning_a_generator_is_a_stream_for_setup_and_the_estimator(tmp_path):
+    rows = lambda: ((np.ones(3), 1.0) for _ in range(64))  # noqa: E731
+    assert isinstance(setup_train_data_feeder(rows, None), StreamingDataFeeder)
+    est = Estimator(linear_fn, model_dir=str(tmp_path / "m"), config=RunConfig(log_step_count_steps=0))
+    est.fit(rows, steps=10, batch_size=16)  # a factory: epochs repeat, so 10 steps over 4 batches an epoch
+    assert est.get_variable_value("global_step") == 10
