@@ -9,6 +9,7 @@ batch included.
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.utils.validation import check_array, check_consistent_length
 
+from feeders.base import state_kind
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["DataFeeder", "validate_features", "validate_targets"]
@@ -55,16 +57,20 @@ def _reject_tensors(value: Any, name: str) -> None:
         )
 
 
-def validate_features(x: Any, name: str = "X", ensure_2d: bool = True) -> np.ndarray | dict[str, np.ndarray]:
+def validate_features(
+    x: Any, name: str = "X", ensure_2d: bool = True, allow_nan: bool = False
+) -> np.ndarray | dict[str, np.ndarray]:
     """Check and convert features: a 2-D or N-D numeric array, or a dict of them.
 
-    Uses scikit-learn's own checks, so the messages are scikit-learn's ("Input X contains NaN.",
-    "Expected 2D array, got 1D array instead", "Found array with 0 sample(s) ...").
+    Uses scikit-learn's own checks, so the messages are scikit-learn's ("Expected 2D array, got 1D
+    array instead", "Found array with 0 sample(s) ..."); a NaN is reported as "Input X contains NaN
+    in column(s) [2]. ..." (scikit-learn's phrase, plus where).
 
     Args:
         x: the features.
         name: what to call them in messages.
         ensure_2d: require (n_samples, n_features) or more dimensions; dict entries may be 1-D.
+        allow_nan: let NaN through (for imputation); infinity is still an error.
 
     Returns:
         float64 converted to float32; other numeric dtypes kept.
@@ -76,7 +82,10 @@ def validate_features(x: Any, name: str = "X", ensure_2d: bool = True) -> np.nda
         if not x:
             raise ValueError(f"{name} is an empty dict; pass at least one feature array.")
         # Dict entries may be 1-D (one id or value per row), as multi-input models take them.
-        out = {str(k): validate_features(v, name=f"{name}[{k!r}]", ensure_2d=False) for k, v in x.items()}
+        out = {
+            str(k): validate_features(v, name=f"{name}[{k!r}]", ensure_2d=False, allow_nan=allow_nan)
+            for k, v in x.items()
+        }
         check_consistent_length(*out.values())
         return out
     if hasattr(x, "tocsr") and hasattr(x, "nnz"):
@@ -87,7 +96,7 @@ def validate_features(x: Any, name: str = "X", ensure_2d: bool = True) -> np.nda
     if _is_clean_float_matrix(x, ensure_2d):
         # Fast path (partial_fit, one-row predict): scikit-learn's checks would all pass; skip their cost.
         return _as_float32(x if x.flags.c_contiguous else np.ascontiguousarray(x))
-    array = np.asarray(x) if not hasattr(x, "dtype") else x
+    array = _as_array(x, name) if not hasattr(x, "dtype") else x
     if getattr(array, "dtype", None) is not None and array.dtype.kind in "US" and array.ndim >= 1:
         raise ValueError(
             f"{name} holds strings (dtype {array.dtype}); the Estimator needs numeric features. "
@@ -104,8 +113,52 @@ def validate_features(x: Any, name: str = "X", ensure_2d: bool = True) -> np.nda
             ) from None
     if not ensure_2d and np.ndim(array) == 0:
         raise ValueError(f"{name} must be an array with one entry per sample; got a scalar.")
-    array = check_array(array, dtype="numeric", allow_nd=True, ensure_2d=ensure_2d, input_name=name, estimator=None)
+    try:
+        array = check_array(
+            array,
+            dtype="numeric",
+            allow_nd=True,
+            ensure_2d=ensure_2d,
+            ensure_all_finite="allow-nan" if allow_nan else True,
+            input_name=name,
+            estimator=None,
+        )
+    except ValueError as exc:
+        if "contains NaN" not in str(exc):
+            raise
+        raise ValueError(
+            f"Input {name} contains NaN in column(s) {_nan_columns(array)}. Impute them "
+            "(setup_train_data_feeder(..., impute='mean') or DataFeeder(..., impute='mean')) or drop the rows."
+        ) from None
     return _as_float32(np.ascontiguousarray(array))
+
+
+def _as_array(x: Any, name: str) -> np.ndarray:
+    """`np.asarray`, with a clear error for ragged nested lists instead of numpy's."""
+    try:
+        return np.asarray(x)
+    except ValueError as exc:
+        if "inhomogeneous" not in str(exc):
+            raise
+        raise ValueError(
+            f"{name} is ragged: its rows (or nested lists) have different lengths, so it is not an array of shape "
+            "(n_samples, n_features). Pad or truncate the rows to one length, or pass the variable-length part "
+            f"as its own feature. (numpy: {exc})"
+        ) from None
+
+
+def _nan_columns(array: Any, limit: int = 10) -> str:
+    """Where the NaN are: column indices of a 2-D array (index tuples beyond 2-D), at most `limit` listed."""
+    try:
+        nan = np.isnan(np.asarray(array, dtype=np.float64))
+    except (TypeError, ValueError):
+        return "[?]"
+    if nan.ndim <= 1:
+        return "[0]" if nan.any() else "[]"
+    where = np.argwhere(nan.any(axis=0))
+    found = [int(w[0]) if len(w) == 1 else tuple(int(i) for i in w) for w in where[:limit]]
+    more = f" and {len(where) - limit} more" if len(where) > limit else ""
+    return f"{found}{more}"
 
 
 def _is_clean_float_matrix(x: Any, ensure_2d: bool) -> bool:
@@ -124,7 +177,7 @@ def validate_targets(y: Any, n_samples: int | None = None, name: str = "y") -> n
     _reject_tensors(y, name)
     if isinstance(y, Mapping):
         return {str(k): validate_targets(v, n_samples, name=f"{name}[{k!r}]") for k, v in y.items()}
-    array = np.asarray(y)
+    array = _as_array(y, name)
     if array.dtype.kind in "USO":
         if array.dtype.kind == "O":
             try:
@@ -153,6 +206,11 @@ class DataFeeder:
         shuffle: shuffle rows each epoch (training), default=True.
         epochs: passes over the data; None repeats forever (training), default=None.
         seed: seed for the per-epoch permutations; the same seed gives the same batches.
+        impute: None/False (default: a NaN in x is an error naming its column), or "mean" (True
+            too): replace NaN with the column's mean over the training rows, learned here and
+            kept in `state`, so evaluation and prediction fill with the same values.
+        state: a `DataFeeder.state` learned at fit time (its imputation values are applied). States
+            of other feeders are ignored: an array is matched to the model by position.
 
     Example:
         >>> feeder = DataFeeder(np.zeros((100, 3)), np.zeros(100), batch_size=32, shuffle=False, epochs=1)
@@ -168,8 +226,19 @@ class DataFeeder:
         shuffle: bool = True,
         epochs: int | None = None,
         seed: int | None = None,
+        impute: bool | str | None = None,
+        state: dict[str, Any] | None = None,
     ) -> None:
-        self.x = validate_features(x)
+        impute = check_impute(impute)
+        fill_values = state.get("fill_values") if state_kind(state) == "numpy" else None
+        if fill_values is not None or impute:
+            self.x = validate_features(x, allow_nan=True)
+            if fill_values is None:
+                fill_values = _learn_means(self.x)
+            self.x = _fill(self.x, fill_values, "X")
+        else:
+            self.x = validate_features(x)
+        self._fill_values = fill_values
         self.y = None if y is None else validate_targets(y)
         if self.y is not None:
             check_consistent_length(*_leaves(self.x)[:1], *_leaves(self.y))
@@ -180,14 +249,19 @@ class DataFeeder:
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
         self.n_samples = int(_leaves(self.x)[0].shape[0])
         self._tensors: tuple[Any, Any] | None = None
+        self._seed_var: tf.Variable | None = None
+        self._dataset: tf.data.Dataset | None = None
 
     @property
     def finite(self) -> bool:
         return self.epochs is not None
 
     @property
-    def state(self) -> None:
-        return None
+    def state(self) -> dict[str, Any] | None:
+        """The imputation values (`{"type": "numpy", "fill_values": ...}`), or None without imputation."""
+        if self._fill_values is None:
+            return None
+        return {"type": "numpy", "impute": "mean", "fill_values": self._fill_values}
 
     @property
     def input_signature(self) -> Signatures:
@@ -199,8 +273,24 @@ class DataFeeder:
         """Signature of the targets, or None."""
         return _signature(self.y)
 
+    def reseed(self, seed: int) -> None:
+        """Shuffle with `seed` in the iterators made from now on. The dataset is built once per feeder
+        and reads its seed when an iterator starts an epoch, so a feeder can serve several `fit` calls
+        with fresh permutations and no rebuild (tracing its functions costs ~50 ms)."""
+        self.seed = int(seed)
+        if self._seed_var is not None:
+            self._seed_var.assign(self.seed)
+
     def dataset(self) -> tf.data.Dataset:
-        """A `tf.data.Dataset` of `(features, targets)` batches (or features alone when y is None)."""
+        """A `tf.data.Dataset` of `(features, targets)` batches (or features alone when y is None).
+
+        The same dataset object is returned on every call; each `iter()` of it starts at epoch 0
+        with the current seed (see `reseed`)."""
+        if self._dataset is None:
+            self._dataset = self._build_dataset()
+        return self._dataset
+
+    def _build_dataset(self) -> tf.data.Dataset:
         x, y = self._device_arrays()
         n, batch = self.n_samples, min(self.batch_size, self.n_samples)
 
@@ -211,12 +301,13 @@ class DataFeeder:
             return feats, tf.nest.map_structure(lambda a: tf.gather(a, idx), y)
 
         if self.shuffle:
-            seed = self.seed
+            with tf.device("/cpu:0"):
+                self._seed_var = seed = tf.Variable(self.seed, dtype=tf.int64, trainable=False)
             full = n // batch * batch  # training drops each epoch's remainder; a new permutation covers it next time
 
             def epoch_batches(epoch):
                 perm = tf.random.experimental.stateless_shuffle(
-                    tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+                    tf.range(n, dtype=tf.int64), seed=tf.stack([seed.read_value(), epoch])
                 )
                 return tf.data.Dataset.from_tensor_slices(tf.reshape(perm[:full], [-1, batch]))
 
@@ -246,6 +337,52 @@ class DataFeeder:
         for start in range(0, self.n_samples, self.batch_size):
             stop = start + self.batch_size
             yield _slice(self.x, start, stop)
+
+
+def check_impute(impute: Any) -> str | None:
+    """The imputation strategy: None (no imputation) or "mean"; True means "mean"."""
+    if impute is None or impute is False:
+        return None
+    if impute is True or impute == "mean":
+        return "mean"
+    raise ValueError(
+        f"Invalid value for argument `impute`. Received: impute={impute!r}. Expected None, False, True or 'mean'."
+    )
+
+
+def _learn_means(x: Any) -> Any:
+    """Per-column means over the rows, ignoring NaN (0.0 for a column without values), as nested lists."""
+    if isinstance(x, Mapping):
+        return {k: _learn_means(v) for k, v in x.items()}
+    if x.dtype.kind != "f":
+        return None  # integers cannot hold NaN
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice": an all-NaN column
+        means = np.nanmean(x.astype(np.float64), axis=0)
+    return np.where(np.isnan(means), 0.0, means).tolist()
+
+
+def _fill(x: Any, fill_values: Any, name: str) -> Any:
+    if isinstance(x, Mapping):
+        fills = fill_values if isinstance(fill_values, Mapping) else {}
+        return {k: _fill(v, fills.get(k), f"{name}[{k!r}]") for k, v in x.items()}
+    if x.dtype.kind != "f":
+        return x
+    nan = np.isnan(x)
+    if not nan.any():
+        return x
+    if fill_values is None or isinstance(fill_values, Mapping):
+        raise ValueError(
+            f"Input {name} contains NaN in column(s) {_nan_columns(x)}, and no imputation values were learned for "
+            "it at fit time. Fill or drop those rows."
+        )
+    fill = np.asarray(fill_values, dtype=x.dtype)
+    if fill.shape != x.shape[1:]:
+        raise ValueError(
+            f"{name} has rows of shape {x.shape[1:]}, but the imputation values learned at fit time are for rows of "
+            f"shape {fill.shape}."
+        )
+    return np.where(nan, fill, x)
 
 
 def _leaves(value: Any) -> list[np.ndarray]:

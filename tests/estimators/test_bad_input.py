@@ -172,3 +172,19 @@ def test_evaluate_with_an_input_fn_refuses_y(fitted, iris):
 
     with pytest.raises(ValueError, match="an input_fn yields its own batches"):
         fitted.evaluate(y=iris[1], input_fn=input_fn)
+
+
+def test_fit_with_impute_fills_nan_with_training_means_everywhere_after(model_dir, iris):
+    x, y = iris
+    holes = _with(x, (slice(0, 150, 7), 2), np.nan)
+    with pytest.raises(ValueError, match=r"Input X contains NaN in column\(s\) \[2\]"):
+        _fresh(model_dir).fit(holes, y, steps=1)
+    est = _fresh(model_dir).fit(holes, y, steps=20, impute="mean")
+    filled = _with(x, (slice(0, 150, 7), 2), np.nanmean(holes[:, 2]))
+    np.testing.assert_allclose(est.predict(holes)["prob"], est.predict(filled)["prob"], rtol=1e-6)
+    assert est.evaluate(holes, y)["loss"] == pytest.approx(est.evaluate(filled, y)["loss"], rel=1e-6)
+    expected = est.predict(filled)["prob"]
+    fresh = _fresh(model_dir)  # a new Estimator on the same model_dir fills the same way
+    np.testing.assert_allclose(fresh.predict(holes)["prob"], expected, rtol=1e-5)
+    fresh.partial_fit(holes, y)  # and so does partial_fit
+    assert fresh.evaluate(holes, y)["global_step"] == 21

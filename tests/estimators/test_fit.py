@@ -189,3 +189,42 @@ def test_training_reduces_the_loss_and_predicts_well(model_dir, iris):
     assert results["loss"] < before / 3
     assert results["accuracy"] > 0.9
     assert np.mean(est.predict(x)["class"] == y) == pytest.approx(results["accuracy"])
+
+
+def _recording_fn(features, targets):
+    """Linear regression that keeps the first column of its latest training batch in `seen`."""
+    seen = tf.Variable(tf.zeros([4]), trainable=False, name="seen")
+    w = tf.Variable(tf.zeros([2]), name="w")
+    pred = tf.linalg.matvec(features, w)
+    loss = tf.reduce_mean(tf.square(pred - targets))
+    seen.assign(features[:, 0])
+    return pred, loss, helpers.optimize_loss(loss, "SGD", 0.01)
+
+
+def _recorded_batches(est, x, y, steps):
+    from estimators.monitors import CaptureVariable
+
+    capture = CaptureVariable("seen", every_n=1)
+    est.fit(x, y, steps=steps, batch_size=4, monitors=[capture])
+    return [tuple(v) for _, v in sorted(capture.values.items())]
+
+
+def test_repeated_fits_on_the_same_arrays_reuse_the_feeder_with_new_permutations(model_dir):
+    x = np.stack([np.arange(64, dtype=np.float32), np.ones(64, np.float32)], axis=1)
+    y = np.zeros(64, np.float32)
+    est = Estimator(_recording_fn, model_dir=model_dir, config=RunConfig(tf_random_seed=0, log_step_count_steps=0))
+    first = _recorded_batches(est, x, y, 4)
+    feeder = est._train_feeder[1]
+    second = _recorded_batches(est, x.copy(), y.copy(), 4)  # equal content, new objects: still reused
+    assert est._train_feeder[1] is feeder
+    assert first != second  # each fit draws a new permutation
+    assert all(set(b) <= set(range(64)) for b in first + second)
+
+
+def test_fit_after_an_in_place_change_to_x_trains_on_the_new_values(model_dir):
+    x = np.stack([np.arange(64, dtype=np.float32), np.ones(64, np.float32)], axis=1)
+    y = np.zeros(64, np.float32)
+    est = Estimator(_recording_fn, model_dir=model_dir, config=RunConfig(tf_random_seed=0, log_step_count_steps=0))
+    _recorded_batches(est, x, y, 2)
+    x[:, 0] = -1.0  # in place: same object, new content
+    assert all(set(b) == {-1.0} for b in _recorded_batches(est, x, y, 2))
