@@ -504,14 +504,17 @@ class Estimator:
         return other
 
     # ------------------------------------------------------------------ inputs
+    def _batch_size(self, batch_size: int | None) -> int:
+        """The given batch size, else the one of the first fit, else the default."""
+        return batch_size if batch_size is not None else (self._fit_batch_size or _DEFAULT_BATCH_SIZE)
+
     def _feeder(self, x: Any, y: Any, batch_size: int | None, training: bool, impute: Any = None) -> Any:
         """The feeder for x/y (chosen by type), applying the encoding learned at the first fit."""
         self._load_signatures()
-        batch = batch_size if batch_size is not None else (self._fit_batch_size or _DEFAULT_BATCH_SIZE)
         return setup_train_data_feeder(
             x,
             y,
-            batch_size=batch,
+            batch_size=self._batch_size(batch_size),
             shuffle=training,
             epochs=None if training else 1,
             seed=self._shuffle_seed() if training else None,
@@ -550,10 +553,9 @@ class Estimator:
 
         Building a feeder validates and copies the arrays and traces its dataset's functions: about
         0.1 s at 200k x 28 floats, paid on every `fit` call otherwise (fit(steps=100) in a loop)."""
-        batch = batch_size if batch_size is not None else (self._fit_batch_size or _DEFAULT_BATCH_SIZE)
         key = _arrays_key(x, y)
         if key is not None:
-            key = (key, batch, str(impute))
+            key = (key, self._batch_size(batch_size), str(impute))
             cached = self._train_feeder
             if cached is not None and cached[0] == key:
                 cached[1].reseed(self._shuffle_seed())

@@ -128,7 +128,6 @@ class RunConfig(ClusterConfig):
         evaluation_master: str | None = None,
     ) -> None:
         super().__init__(master=master, evaluation_master=evaluation_master)
-        self._address_overrides = {"master": master, "evaluation_master": evaluation_master}
         if save_checkpoints_secs is _USE_DEFAULT:
             save_checkpoints_secs = None if save_checkpoints_steps is not None else 600
         if save_checkpoints_steps is not None and save_checkpoints_secs is not None:
@@ -180,7 +179,6 @@ class RunConfig(ClusterConfig):
         if unknown:
             raise ValueError(f"RunConfig.replace() cannot change {unknown}; it can change {list(self._REPLACEABLE)}.")
         values = {k: getattr(self, k) for k in self._REPLACEABLE}
-        values.update(getattr(self, "_address_overrides", {}))
         if "save_checkpoints_steps" in kwargs and "save_checkpoints_secs" not in kwargs:
             values["save_checkpoints_secs"] = None if kwargs["save_checkpoints_steps"] is not None else 600
         values.update(kwargs)

@@ -93,10 +93,12 @@ class EveryN(BaseMonitor):
             )
         self.every_n_steps = int(every_n_steps)
         self.first_n_steps = int(first_n_steps)
+        self._begin_step: int | None = None  # global step when this fit began
+        self._last_active_step: int | None = None  # last step every_n_step_end ran at
 
     def begin(self, max_steps: int | None = None) -> None:
         super().begin(max_steps)
-        self._last_active_step: int | None = None
+        self._last_active_step = None
         self._begin_step = _current_step(self._estimator)
 
     def next_step(self, step: int) -> int | None:
@@ -113,8 +115,8 @@ class EveryN(BaseMonitor):
 
     def end(self) -> None:
         last = _current_step(self._estimator)
-        begun = getattr(self, "_begin_step", None)
-        if last is not None and last != getattr(self, "_last_active_step", None) and (begun is None or last > begun):
+        begun = self._begin_step
+        if last is not None and last != self._last_active_step and (begun is None or last > begun):
             self.every_n_post_step(last)
 
     def every_n_step_begin(self, step: int) -> list[str]:

@@ -70,7 +70,6 @@ class ExportMonitor(EveryN):
         self.export_dir = export_dir
         self.exports_to_keep = exports_to_keep
         self.exports: list[str] = []
-        self._last_step: int | None = None
 
     def every_n_step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
         self._export(step)
@@ -81,7 +80,6 @@ class ExportMonitor(EveryN):
 
     def _export(self, step: int) -> None:
         path = self._estimator.export_saved_model(self.export_dir)
-        self._last_step = step
         self.exports.append(path)
         logger.info("Exported step %d to %s.", step, path)
         if self.exports_to_keep:

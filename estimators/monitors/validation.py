@@ -97,7 +97,7 @@ class ValidationMonitor(EveryN):
         super().begin(max_steps)
         self.early_stopped = False
         est = self._estimator
-        start = getattr(getattr(est, "_runtime", None), "step", 0)
+        start = self._begin_step or 0  # set by EveryN.begin
         if self._run != est.model_dir or (self.best_step is not None and start < self.best_step):
             # Another model (or this one restarted): earlier results say nothing about it.
             self.best_step, self.best_value, self.history = None, None, []
