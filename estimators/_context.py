@@ -15,6 +15,7 @@ threads that `MirroredStrategy` runs a step in.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -138,7 +139,9 @@ def raise_clean(exc: BaseException) -> None:
 
 @contextlib.contextmanager
 def clean_errors() -> Iterator[None]:
-    """Re-raise the error recorded by `raise_clean` instead of AutoGraph's wrapper of it."""
+    """Around tracing: re-raise the error recorded by `raise_clean` instead of AutoGraph's wrapper of
+    it, and an error from the user's own code (a KeyError in a model_fn) with the user's file and
+    line first and without TensorFlow's frames."""
     _local.user_error = None
     try:
         yield
@@ -147,7 +150,46 @@ def clean_errors() -> Iterator[None]:
         _local.user_error = None
         if original is not None and original is not wrapper:
             raise original.with_traceback(None) from None
+        user = _user_error(wrapper)
+        if user is not None:
+            raise user from None
         raise
+
+
+# Frames in these directories are library code; the last frame outside them raised a user's error.
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+    for m in (tf, __import__("keras"), __import__("estimators"), __import__("feeders"))
+)
+
+
+def _user_error(exc: Exception) -> Exception | None:
+    """AutoGraph's error for an exception raised in user code, as that exception's own type with a
+    message that starts at the user's file and line (None when the error did not come from user code)."""
+    meta = getattr(exc, "ag_error_metadata", None)
+    frames = getattr(meta, "translated_stack", None)
+    if not frames:
+        return None
+    user = [f for f in frames if not os.path.abspath(f.filename).startswith(_LIBRARY_DIRS)]
+    if not user:
+        return None
+    frame = user[-1]
+    base = next((c for c in type(exc).__mro__ if c.__module__ == "builtins"), Exception)
+    message = (
+        f'File "{frame.filename}", line {frame.lineno}, in {frame.function_name}\n    {(frame.code or "").strip()}\n'
+        f"{base.__name__}: {meta.cause_message}"
+    )
+    try:
+        return type(base.__name__, (_PlainMessage, base), {"__module__": "builtins"})(message)
+    except TypeError:
+        return None
+
+
+class _PlainMessage:
+    """Mixin: `str()` is the message as written (KeyError would quote it and escape its newlines)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def _liftable_initial_value(value: Any, name: str) -> Any:
@@ -183,6 +225,7 @@ class ModelContext:
     def __init__(self, runtime: Any, mode: str) -> None:
         self.runtime = runtime
         self.mode = mode
+        self.updates_built = False  # optimize_loss built an update in this call
 
     @contextlib.contextmanager
     def activate(self) -> Iterator[ModelContext]:

@@ -17,9 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 from estimators._context import ModelContext, VariableStore, passthrough, raise_clean
+from estimators.metadata import split_element
 from estimators.metrics import MetricSpec, StreamingMetric
-from estimators.model_fn import EstimatorSpec, ModeKeys, call_model_fn, normalize_output
-from feeders.signature import Signatures
+from estimators.model_fn import EstimatorSpec, ModeKeys, ModelFunction
+from feeders import Signatures
 
 logger = logging.getLogger("skflow")
 
@@ -29,13 +30,6 @@ def _batch_size(features: Any) -> tf.Tensor:
     if isinstance(leaf, tf.SparseTensor):
         return leaf.dense_shape[0]
     return tf.shape(leaf, out_type=tf.int64)[0]
-
-
-def split_element(element: Any) -> tuple[Any, Any]:
-    """A dataset element is `(features, targets)` or features alone."""
-    if isinstance(element, tuple) and len(element) == 2:
-        return element
-    return element, None
 
 
 def dummy_targets(signature: Signatures, batch: tf.Tensor) -> Any:
@@ -59,10 +53,16 @@ def _count_step(global_step: tf.Variable, loss: tf.Tensor) -> None:
 
 
 class Runtime:
-    """Variables, optimizers and compiled functions of one Estimator."""
+    """Variables, optimizers and compiled functions of one Estimator.
 
-    def __init__(self, estimator: Any, strategy: tf.distribute.Strategy | None) -> None:
-        self.estimator = estimator
+    Args:
+        model: the bound model_fn (`model_fn.ModelFunction`): called in every mode inside this
+            runtime's variable store.
+        strategy: a `tf.distribute.Strategy`, or None.
+    """
+
+    def __init__(self, model: ModelFunction, strategy: tf.distribute.Strategy | None) -> None:
+        self.model = model
         self.strategy = strategy or tf.distribute.get_strategy()
         self.distributed = strategy is not None
         self.store = VariableStore()
@@ -117,13 +117,9 @@ class Runtime:
         return new
 
     def call_model(self, features: Any, targets: Any, mode: str) -> EstimatorSpec:
-        est = self.estimator
-        if est._feature_engineering_fn is not None:
-            features, targets = est._feature_engineering_fn(features, targets)
-        seed = est._config.tf_random_seed
+        seed = self.model.config.tf_random_seed
         with _seeded_python_random(seed), ModelContext(self, mode).activate(), self.store.capture():
-            output = call_model_fn(est._model_fn, est._model_fn_args, features, targets, mode, est._params, est._config)
-        return normalize_output(output, mode)
+            return self.model(features, targets, mode)
 
     # ---------------------------------------------------------------- training
     def train_step(self, features: Any, targets: Any) -> tf.Tensor:

@@ -24,7 +24,6 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from estimators._heads import dnn_linear_combined_model_fn, dnn_model_fn, linear_model_fn
 from estimators.estimator import Estimator
-from estimators.monitors.validation import ValidationMonitor
 from estimators.run_config import RunConfig
 from feeders.pandas_feeder import FrameEncoding
 
@@ -256,28 +255,27 @@ class _CannedEstimator(BaseEstimator):
             elif previous is not None and self.model_dir is None and getattr(self, "_fit_key", None) == key:
                 # Refit from scratch with the same architecture: reuse the compiled functions (no retrace).
                 old_dir = previous.model_dir
-                previous._restart(tempfile.mkdtemp(prefix=f"skflow_{type(self).__name__.lower()}_"))
+                previous._setup().restart(tempfile.mkdtemp(prefix=f"skflow_{type(self).__name__.lower()}_"))
                 shutil.rmtree(old_dir, ignore_errors=True)
             else:
                 self.estimator_ = self._new_estimator(params, config)
             self._fit_key = key
         steps = self._steps(len(X), batch_size, overrides, partial)
         targets = y_encoded if sample_weight is None else {"y": y_encoded, "sample_weight": sample_weight}
-        monitors = overrides.get("monitors")
-        # A ValidationMonitor holds raw (x, y); for this fit it evaluates them encoded as the model
-        # is trained (class ids, standardised targets). The user's monitor is left as it was.
-        hooked = [m for m in monitors or () if isinstance(m, ValidationMonitor)]
-        previous_hooks = [m._prepare for m in hooked]
-        for m in hooked:
-            m._prepare = self._validation_data
-        try:
-            if reset:
-                self.estimator_.fit(X, targets, steps=steps, batch_size=batch_size, monitors=monitors)
-            else:
-                self.estimator_.partial_fit(X, targets, steps=steps, batch_size=batch_size, monitors=monitors)
-        finally:
-            for m, hook in zip(hooked, previous_hooks):
-                m._prepare = hook
+        # Monitors get raw held-out (x, y), like this fit's: the fit's TrainingContext encodes them
+        # as the model is trained (class ids, standardised targets) through `_validation_data`.
+        self.estimator_._train(
+            X,
+            targets,
+            None,
+            steps,
+            None,
+            batch_size=batch_size,
+            monitors=overrides.get("monitors"),
+            partial=not reset,
+            prepare=self._validation_data,
+            input_token=object(),  # encoded per fit: the classes may differ from the last one's
+        )
         return self
 
     def _predict_outputs(self, X: Any, key: str) -> np.ndarray:

@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
-from estimators._context import raise_clean
+from estimators._context import current_context, raise_clean
 
-__all__ = ["EstimatorSpec", "ModeKeys", "model_fn_args"]
+__all__ = ["EstimatorSpec", "ModeKeys", "ModelFunction", "model_fn_args", "validate_model_fn"]
 
 
 class ModeKeys:
@@ -140,6 +140,83 @@ def call_model_fn(
 
 
 _ORDER = ("features", "targets", "mode", "params", "config")
+
+
+class ModelFunction(NamedTuple):
+    """A model_fn bound to what an Estimator passes it: calling it runs `feature_engineering_fn`,
+    then the model_fn with its arguments injected by name, and checks what it returned.
+
+    Attributes:
+        fn: the user's model_fn.
+        args: its argument names (`validate_model_fn`).
+        params: its `params`.
+        config: the Estimator's RunConfig (its `config` argument).
+        feature_engineering_fn: `fn(features, targets) -> (features, targets)`, or None.
+    """
+
+    fn: Callable[..., Any]
+    args: tuple[str, ...]
+    params: Any
+    config: Any
+    feature_engineering_fn: Callable[[Any, Any], tuple[Any, Any]] | None = None
+
+    def __call__(self, features: Any, targets: Any, mode: str) -> EstimatorSpec:
+        if self.feature_engineering_fn is not None:
+            features, targets = self.feature_engineering_fn(features, targets)
+        graph = tf.compat.v1.get_default_graph()
+        first_op = len(graph.get_operations()) if mode == ModeKeys.TRAIN else 0
+        output = call_model_fn(self.fn, self.args, features, targets, mode, self.params, self.config)
+        spec = normalize_output(output, mode)
+        if mode == ModeKeys.TRAIN:
+            check_train_op(spec.train_op, graph, first_op)
+        return spec
+
+
+# Ops that change a variable: an optimizer's update is made of these.
+_UPDATE_OPS = ("AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp")
+_UPDATE_PREFIXES = ("ResourceApply", "ResourceSparseApply", "ResourceScatter")
+_FIX = (
+    "Build the train_op with estimators.optimize_loss(loss, optimizer='Adam', learning_rate=0.01), which "
+    "creates the optimizer once and applies one update per step."
+)
+
+
+def check_train_op(train_op: Any, graph: Any, first_op: int) -> None:
+    """Refuse a TRAIN-mode train_op that cannot train: not a TF operation or tensor (a Keras
+    optimizer object, a number), or one traced without any update of a trainable variable.
+
+    Raises:
+        ValueError: naming what was returned and showing `optimize_loss`.
+    """
+    if not isinstance(train_op, (tf.Operation, tf.Tensor, tf.Variable)) and not hasattr(train_op, "op"):
+        raise_clean(
+            ValueError(
+                f"model_fn returned a train_op of type {type(train_op).__name__} ({_short_repr(train_op)}) in mode "
+                f"'train': it must be the operation that updates the model. {_FIX}"
+            )
+        )
+    if not getattr(graph, "building_function", False) or tf.distribute.has_strategy():
+        return  # eager, or replicated updates the graph does not show plainly: nothing to inspect
+    ctx = current_context()
+    if ctx is None or ctx.updates_built:
+        return
+    trainable = {id(v.handle) for v in ctx.runtime.store.trainable()}
+    handles = {internal.name for external, internal in graph.captures if id(external) in trainable}
+    for op in graph.get_operations()[first_op:]:
+        if (op.type in _UPDATE_OPS or op.type.startswith(_UPDATE_PREFIXES)) and op.inputs:
+            if op.inputs[0].name in handles:
+                return
+    raise_clean(
+        ValueError(
+            f"model_fn's train_op ({_short_repr(train_op)}) does not update any trainable variable, so training "
+            f"would advance the global step and leave the weights unchanged. {_FIX}"
+        )
+    )
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _parameters(fn: Callable[..., Any], args: tuple[str, ...]) -> list[tuple[str, bool, bool]]:

@@ -90,6 +90,7 @@ def optimize_loss(
         runtime.register_optimizer(index, opt)
     if ctx.mode != ModeKeys.TRAIN:
         return tf.no_op()
+    ctx.updates_built = True
 
     replica = tf.distribute.get_replica_context()
     n_replicas = replica.num_replicas_in_sync if replica is not None else 1

@@ -11,6 +11,13 @@ from typing import Any
 
 import tensorflow as tf
 
+from estimators._validation import (
+    check_non_negative_int,
+    check_positive_int,
+    check_positive_number,
+    invalid_argument,
+)
+
 __all__ = ["ClusterConfig", "RunConfig", "TaskType"]
 
 
@@ -102,7 +109,9 @@ class RunConfig(ClusterConfig):
         eval_distribute: accepted for tf.estimator compatibility. Evaluation and prediction run
             under the strategy the variables were created in (`train_distribute`, or the default
             strategy), so a different `eval_distribute` is ignored with a warning. default=None.
-        verbose: 0 silent, 1 log progress. default=1.
+        verbose: progress shown on stderr while training, as Keras' `verbose`: "auto" (or 1) a bar
+            on a terminal and a line every `log_step_count_steps` steps otherwise, 2 lines always,
+            0 nothing. default="auto".
         master, evaluation_master: overrides for the addresses parsed from TF_CONFIG.
 
     Example:
@@ -123,7 +132,7 @@ class RunConfig(ClusterConfig):
         steps_per_execution: int = 32,
         train_distribute: tf.distribute.Strategy | None = None,
         eval_distribute: tf.distribute.Strategy | None = None,
-        verbose: int = 1,
+        verbose: int | str = "auto",
         master: str | None = None,
         evaluation_master: str | None = None,
     ) -> None:
@@ -135,12 +144,14 @@ class RunConfig(ClusterConfig):
                 "Set at most one of save_checkpoints_steps and save_checkpoints_secs; received "
                 f"save_checkpoints_steps={save_checkpoints_steps}, save_checkpoints_secs={save_checkpoints_secs}."
             )
-        _positive("save_checkpoints_steps", save_checkpoints_steps, allow_none=True)
-        _positive("save_checkpoints_secs", save_checkpoints_secs, allow_none=True, real=True)
-        _positive("keep_checkpoint_max", keep_checkpoint_max, allow_zero=True)
-        _positive("save_summary_steps", save_summary_steps, allow_zero=True)
-        _positive("log_step_count_steps", log_step_count_steps, allow_zero=True)
-        _positive("steps_per_execution", steps_per_execution)
+        check_positive_int("save_checkpoints_steps", save_checkpoints_steps, allow_none=True)
+        check_positive_number("save_checkpoints_secs", save_checkpoints_secs, allow_none=True)
+        check_non_negative_int("keep_checkpoint_max", keep_checkpoint_max)
+        check_non_negative_int("save_summary_steps", save_summary_steps)
+        check_non_negative_int("log_step_count_steps", log_step_count_steps)
+        check_positive_int("steps_per_execution", steps_per_execution)
+        if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
+            raise invalid_argument("verbose", verbose, '0, 1, 2 or "auto"')
         for name, strategy in (("train_distribute", train_distribute), ("eval_distribute", eval_distribute)):
             if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
                 raise ValueError(f"`{name}` must be a tf.distribute.Strategy; received {type(strategy).__name__}.")
@@ -210,15 +221,3 @@ class RunConfig(ClusterConfig):
         new = copy.copy(self)
         memo[id(self)] = new
         return new
-
-
-def _positive(name: str, value: Any, allow_none: bool = False, allow_zero: bool = False, real: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    kind = numbers.Real if real else numbers.Integral
-    ok = isinstance(value, kind) and not isinstance(value, bool) and (value > 0 or (allow_zero and value == 0))
-    if not ok:
-        expected = "a positive number" if real else ("a non-negative integer" if allow_zero else "a positive integer")
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected {expected}{' or None' if allow_none else ''}."
-        )

@@ -8,14 +8,21 @@ Training runs many steps per compiled call; a monitor says at which steps it wan
 `next_step(step)`, and the loop ends a compiled call exactly there. No host sync happens on a step
 no monitor asked for. `after_run(step, loss)` is called after every compiled call, with the loss
 still a tensor: a monitor that only looks at the clock (`CheckpointSaver(save_secs=...)`) uses it
-and leaves the calls as long as they are.
+and leaves the calls as long as they are. `abort(exception)` replaces `end()` when training stops
+on an exception. Before `begin`, `set_context` hands the monitor the fit's `TrainingContext`: the
+only way a monitor reaches the Estimator.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from estimators._validation import check_non_negative_int, check_positive_int
+
+if TYPE_CHECKING:
+    from estimators.monitors.context import TrainingContext
 
 __all__ = ["BaseMonitor", "EveryN", "Monitor", "MonitorList"]
 
@@ -24,30 +31,59 @@ logger = logging.getLogger("skflow")
 
 @runtime_checkable
 class Monitor(Protocol):
-    """What the training loop calls. Subclass `BaseMonitor` rather than implementing this."""
+    """Every hook the training loop calls, in the order it calls them. Subclass `BaseMonitor`
+    (no-op defaults) rather than implementing all of them.
 
-    def set_estimator(self, estimator: Any) -> None: ...
+    - `set_context(context)`: once per fit, before `begin`.
+    - `begin(max_steps)`: training starts; `max_steps` is the global step it ends at (None: when the input ends).
+    - `epoch_begin(epoch)` / `epoch_end(epoch)`: around each pass over the data (fits on arrays only).
+    - `next_step(step)`: the first step after `step` at which the monitor wants `step_begin`/`step_end` (None: never).
+    - `step_begin(step)`: before the call that ends at `step`; returns names of values to read then
+      ("loss", "global_step", "learning_rate" or a variable name).
+    - `after_run(step, loss)`: after every compiled call; `loss` is still a tensor.
+    - `step_end(step, outputs)`: at a requested step; `outputs` has "loss", "global_step" and the
+      names asked for; return True to stop training.
+    - `end()`: training ended normally (a checkpoint of the last step is saved).
+    - `abort(exception)`: training stopped on `exception` (KeyboardInterrupt included), instead of `end()`.
+    """
+
+    run_on_all_workers: bool
+
+    def set_context(self, context: TrainingContext) -> None: ...
     def begin(self, max_steps: int | None = None) -> None: ...
+    def epoch_begin(self, epoch: int) -> None: ...
+    def epoch_end(self, epoch: int) -> None: ...
     def next_step(self, step: int) -> int | None: ...
     def step_begin(self, step: int) -> list[str]: ...
+    def after_run(self, step: int, loss: Any) -> None: ...
     def step_end(self, step: int, outputs: Mapping[str, Any]) -> bool: ...
     def end(self) -> None: ...
+    def abort(self, exception: BaseException) -> None: ...
 
 
 class BaseMonitor:
     """Base class with no-op hooks; a subclass overrides the ones it needs.
 
     By default a monitor is called at every step (`next_step` returns `step + 1`); `EveryN`
-    subclasses are called every N steps.
+    subclasses are called every N steps. `self.context` is the current fit's `TrainingContext`.
+    Only the chief worker runs a monitor unless its class sets `run_on_all_workers = True`.
     """
 
     run_on_all_workers = False
 
     def __init__(self) -> None:
-        self._estimator: Any = None
+        self._context: TrainingContext | None = None
+        self._max_steps: int | None = None
 
-    def set_estimator(self, estimator: Any) -> None:
-        self._estimator = estimator
+    @property
+    def context(self) -> TrainingContext:
+        """The `TrainingContext` of the fit this monitor runs in."""
+        if self._context is None:
+            raise RuntimeError(f"{type(self).__name__} is not attached to a fit: pass it to fit(..., monitors=[...]).")
+        return self._context
+
+    def set_context(self, context: TrainingContext) -> None:
+        self._context = context
 
     def begin(self, max_steps: int | None = None) -> None:
         self._max_steps = max_steps
@@ -74,6 +110,9 @@ class BaseMonitor:
     def end(self) -> None:
         pass
 
+    def abort(self, exception: BaseException) -> None:
+        """Training stopped on `exception`, which is re-raised after every monitor has seen it."""
+
 
 class EveryN(BaseMonitor):
     """Calls `every_n_step_begin/every_n_step_end` on the first `first_n_steps` steps and every N after,
@@ -83,23 +122,22 @@ class EveryN(BaseMonitor):
     Args:
         every_n_steps: period in steps. default=100.
         first_n_steps: also fire on steps 1..first_n_steps. default=1.
+
+    Raises:
+        ValueError: `every_n_steps` is not a positive integer, or `first_n_steps` a non-negative one.
     """
 
     def __init__(self, every_n_steps: int = 100, first_n_steps: int = 1) -> None:
         super().__init__()
-        if every_n_steps < 1:
-            raise ValueError(
-                f"Invalid value for argument `every_n_steps`. Received: every_n_steps={every_n_steps}. Expected a positive integer."
-            )
-        self.every_n_steps = int(every_n_steps)
-        self.first_n_steps = int(first_n_steps)
+        self.every_n_steps = check_positive_int("every_n_steps", every_n_steps)
+        self.first_n_steps = check_non_negative_int("first_n_steps", first_n_steps)
         self._begin_step: int | None = None  # global step when this fit began
         self._last_active_step: int | None = None  # last step every_n_step_end ran at
 
     def begin(self, max_steps: int | None = None) -> None:
         super().begin(max_steps)
         self._last_active_step = None
-        self._begin_step = _current_step(self._estimator)
+        self._begin_step = self.context.global_step
 
     def next_step(self, step: int) -> int | None:
         if step < self.first_n_steps:
@@ -114,9 +152,8 @@ class EveryN(BaseMonitor):
         return bool(self.every_n_step_end(step, outputs))
 
     def end(self) -> None:
-        last = _current_step(self._estimator)
-        begun = self._begin_step
-        if last is not None and last != self._last_active_step and (begun is None or last > begun):
+        last = self.context.global_step
+        if last != self._last_active_step and last > self._begin_step:
             self.every_n_post_step(last)
 
     def every_n_step_begin(self, step: int) -> list[str]:
@@ -127,11 +164,6 @@ class EveryN(BaseMonitor):
 
     def every_n_post_step(self, step: int) -> None:
         """Once at the end of training, at the last step, when `every_n_step_end` did not run there."""
-
-
-def _current_step(estimator: Any) -> int | None:
-    runtime = getattr(estimator, "_runtime", None)
-    return None if runtime is None else runtime.step
 
 
 class _FunctionMonitor(BaseMonitor):
@@ -148,15 +180,16 @@ class _FunctionMonitor(BaseMonitor):
 class MonitorList:
     """The one object the training loop talks to: fans calls out to monitors, in order."""
 
-    def __init__(self, monitors: Iterable[Any] = (), estimator: Any = None, is_chief: bool = True) -> None:
+    def __init__(self, monitors: Iterable[Any] = (), context: TrainingContext | None = None, is_chief: bool = True):
         self.monitors: list[BaseMonitor] = []
         for m in monitors or ():
             monitor = _as_monitor(m)
             if not is_chief and not getattr(monitor, "run_on_all_workers", False):
                 continue
             self.monitors.append(monitor)
-        for m in self.monitors:
-            m.set_estimator(estimator)
+        if context is not None:
+            for m in self.monitors:
+                m.set_context(context)
         self.stop_requested = False
 
     def __bool__(self) -> bool:
@@ -193,8 +226,7 @@ class MonitorList:
     def wants_epochs(self) -> bool:
         """Whether any monitor overrides an epoch hook (then the loop stops at epoch boundaries)."""
         return any(
-            type(m).epoch_begin is not BaseMonitor.epoch_begin or type(m).epoch_end is not BaseMonitor.epoch_end
-            for m in self.monitors
+            m.wants_epochs() if isinstance(m, _DuckMonitor) else _overrides_epochs(type(m)) for m in self.monitors
         )
 
     def epoch_begin(self, epoch: int) -> None:
@@ -208,6 +240,18 @@ class MonitorList:
     def end(self) -> None:
         for m in self.monitors:
             m.end()
+
+    def abort(self, exception: BaseException) -> None:
+        """Tell every monitor; a monitor failing here is logged, never masks `exception`."""
+        for m in self.monitors:
+            try:
+                m.abort(exception)
+            except Exception as exc:
+                logger.warning("%s.abort failed: %s", type(m).__name__, exc)
+
+
+def _overrides_epochs(cls: type) -> bool:
+    return cls.epoch_begin is not BaseMonitor.epoch_begin or cls.epoch_end is not BaseMonitor.epoch_end
 
 
 def _as_monitor(m: Any) -> BaseMonitor:
@@ -226,15 +270,20 @@ def _as_monitor(m: Any) -> BaseMonitor:
 
 
 class _DuckMonitor(BaseMonitor):
-    """Adapts an object with some of the hook methods (not a BaseMonitor subclass)."""
+    """Adapts an object with some of the hook methods (not a BaseMonitor subclass). A seed-style
+    object with `set_estimator` gets the Estimator; one with `set_context` gets the context."""
 
     def __init__(self, obj: Any) -> None:
         super().__init__()
         self.obj = obj
+        self.run_on_all_workers = bool(getattr(obj, "run_on_all_workers", False))
 
-    def set_estimator(self, estimator: Any) -> None:
-        if hasattr(self.obj, "set_estimator"):
-            self.obj.set_estimator(estimator)
+    def set_context(self, context: TrainingContext) -> None:
+        super().set_context(context)
+        if hasattr(self.obj, "set_context"):
+            self.obj.set_context(context)
+        elif hasattr(self.obj, "set_estimator"):
+            self.obj.set_estimator(context.estimator)
 
     def begin(self, max_steps: int | None = None) -> None:
         self.obj.begin(max_steps)
@@ -252,5 +301,20 @@ class _DuckMonitor(BaseMonitor):
         if hasattr(self.obj, "after_run"):
             self.obj.after_run(step, loss)
 
+    def wants_epochs(self) -> bool:
+        return hasattr(self.obj, "epoch_begin") or hasattr(self.obj, "epoch_end")
+
+    def epoch_begin(self, epoch: int) -> None:
+        if hasattr(self.obj, "epoch_begin"):
+            self.obj.epoch_begin(epoch)
+
+    def epoch_end(self, epoch: int) -> None:
+        if hasattr(self.obj, "epoch_end"):
+            self.obj.epoch_end(epoch)
+
     def end(self) -> None:
         self.obj.end()
+
+    def abort(self, exception: BaseException) -> None:
+        if hasattr(self.obj, "abort"):
+            self.obj.abort(exception)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from estimators._validation import check_positive_int
 from estimators.monitors.base import BaseMonitor, EveryN
 
 __all__ = [
@@ -53,7 +54,8 @@ class StopAtStep(BaseMonitor):
         super().__init__()
         if (num_steps is None) == (last_step is None):
             raise ValueError("Exactly one of num_steps and last_step must be provided.")
-        self.num_steps, self.last_step = num_steps, last_step
+        self.num_steps = check_positive_int("num_steps", num_steps, allow_none=True)
+        self.last_step = check_positive_int("last_step", last_step, allow_none=True)
         self._stop_at: int | None = last_step
 
     def begin(self, max_steps: int | None = None) -> None:
@@ -115,7 +117,7 @@ class LossLogger(EveryN):
         return False
 
     def end(self) -> None:
-        loss = getattr(self._estimator, "_last_loss", None)
+        loss = self.context.last_loss
         if loss is not None:
             logger.info("Loss for final step: %.6g.", loss)
 
@@ -148,7 +150,7 @@ class LoggingTrainable(EveryN):
         self.scope = scope
 
     def _names(self) -> list[str]:
-        names = self._estimator._trainable_variable_names()
+        names = self.context.variable_names(trainable_only=True)
         return [n for n in names if self.scope is None or re.match(self.scope, n)]
 
     def every_n_step_begin(self, step: int) -> list[str]:
@@ -189,18 +191,14 @@ class StepCounter(EveryN):
             return False
         steps_per_sec = (step - last_step) / (now - last_time)
         rate = {"step": step, "global_step/sec": steps_per_sec}
-        batch = getattr(self._estimator, "_fit_batch_size", None)
+        batch = self.context.batch_size
         if batch:
             rate["examples/sec"] = steps_per_sec * batch
         self.rates.append(rate)
         logger.info(
             "global_step/sec: %.4g%s", steps_per_sec, f", examples/sec: {rate['examples/sec']:.4g}" if batch else ""
         )
-        from estimators._summaries import write_scalars
-
-        write_scalars(
-            self.output_dir or self._estimator.model_dir, {k: v for k, v in rate.items() if k != "step"}, step
-        )
+        self.context.write_scalars({k: v for k, v in rate.items() if k != "step"}, step, logdir=self.output_dir)
         return False
 
 

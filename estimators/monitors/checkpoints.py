@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from estimators._validation import check_positive_int, check_positive_number
 from estimators.monitors.base import BaseMonitor, EveryN
 
 __all__ = ["CheckpointSaver", "ExportMonitor"]
@@ -27,7 +28,8 @@ class CheckpointSaver(BaseMonitor):
         super().__init__()
         if (save_secs is None) == (save_steps is None):
             raise ValueError("Exactly one of save_secs and save_steps must be provided.")
-        self.save_secs, self.save_steps = save_secs, save_steps
+        self.save_secs = check_positive_number("save_secs", save_secs, allow_none=True)
+        self.save_steps = check_positive_int("save_steps", save_steps, allow_none=True)
         self._last_time = time.monotonic()
         self.saved: list[str] = []
 
@@ -50,7 +52,7 @@ class CheckpointSaver(BaseMonitor):
             self._save(loss)
 
     def _save(self, loss: Any) -> None:
-        path = self._estimator._save_now(loss)
+        path = self.context.save_checkpoint(loss)
         if path:
             self.saved.append(path)
         self._last_time = time.monotonic()
@@ -68,7 +70,7 @@ class ExportMonitor(EveryN):
     def __init__(self, every_n_steps: int, export_dir: str, exports_to_keep: int | None = 5) -> None:
         super().__init__(every_n_steps=every_n_steps, first_n_steps=0)
         self.export_dir = export_dir
-        self.exports_to_keep = exports_to_keep
+        self.exports_to_keep = check_positive_int("exports_to_keep", exports_to_keep, allow_none=True)
         self.exports: list[str] = []
 
     def every_n_step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
@@ -79,7 +81,7 @@ class ExportMonitor(EveryN):
         self._export(step)  # the final weights, when the last step was not an export step
 
     def _export(self, step: int) -> None:
-        path = self._estimator.export_saved_model(self.export_dir)
+        path = self.context.export_saved_model(self.export_dir)
         self.exports.append(path)
         logger.info("Exported step %d to %s.", step, path)
         if self.exports_to_keep:

@@ -1,6 +1,6 @@
 """ValidationMonitor: evaluate held-out data while training, stop early, keep the best weights.
 
-It fixes the seed's defects (anchors-api.md §1.11): it evaluates the weights *in memory* (not the
+It fixes the seed's defects: it evaluates the weights *in memory* (not the
 last checkpoint, which was often stale), in EVAL mode (dropout off in a well-written model_fn),
 on finite data only (an endless input_fn without `eval_steps` is an error at `begin`, not a hang),
 and with `keep_best=True` it saves the best weights as their own checkpoint (model_dir/best), so
@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from estimators._validation import check_positive_int
 from estimators.monitors.base import EveryN
 
 __all__ = ["ValidationMonitor"]
@@ -48,8 +49,8 @@ class ValidationMonitor(EveryN):
     to fit after fit.
 
     Passed to a canned estimator's `fit(monitors=[...])`, x and y are raw data like that fit's:
-    the canned estimator encodes them as its model is trained (class ids; standardised regression
-    targets, so a regressor's loss is on that scale). An `input_fn` must yield encoded data.
+    the fit's `TrainingContext.eval_input` encodes them as its model is trained (class ids), so a
+    classifier's loss is on class ids. An `input_fn` must yield encoded data.
     """
 
     def __init__(
@@ -70,15 +71,11 @@ class ValidationMonitor(EveryN):
         super().__init__(every_n_steps=every_n_steps, first_n_steps=0)
         if (x is None) == (input_fn is None):
             raise ValueError("ValidationMonitor needs either x (with y) or input_fn, not both.")
-        if early_stopping_rounds is not None and early_stopping_rounds < 1:
-            raise ValueError(
-                f"Invalid value for argument `early_stopping_rounds`. Received: early_stopping_rounds={early_stopping_rounds}. "
-                "Expected a positive integer or None."
-            )
         self.x, self.y, self.input_fn = x, y, input_fn
-        self.batch_size, self.eval_steps = batch_size, eval_steps
+        self.batch_size = check_positive_int("batch_size", batch_size, allow_none=True)
+        self.eval_steps = check_positive_int("eval_steps", eval_steps, allow_none=True)
         self.metrics = metrics
-        self.early_stopping_rounds = early_stopping_rounds
+        self.early_stopping_rounds = check_positive_int("early_stopping_rounds", early_stopping_rounds, allow_none=True)
         self.early_stopping_metric = early_stopping_metric
         self.early_stopping_metric_minimize = early_stopping_metric_minimize
         self.name = name
@@ -88,30 +85,24 @@ class ValidationMonitor(EveryN):
         self.early_stopped = False
         self.history: list[tuple[int, dict[str, Any]]] = []
         self._feeder: Any = None
-        self._feeder_for: Any = None  # the Estimator the cached feeder was built for
+        self._feeder_token: Any = None  # the context input_token the cached feeder was encoded for
         self._run: str | None = None  # the model_dir of the run best_* and history belong to
-        # Set by a canned estimator for the duration of its fit: (x, y) -> (x, y) as its model sees them.
-        self._prepare: Callable[[Any, Any], tuple[Any, Any]] | None = None
 
     def begin(self, max_steps: int | None = None) -> None:
         super().begin(max_steps)
         self.early_stopped = False
-        est = self._estimator
+        ctx = self.context
         start = self._begin_step or 0  # set by EveryN.begin
-        if self._run != est.model_dir or (self.best_step is not None and start < self.best_step):
+        if self._run != ctx.model_dir or (self.best_step is not None and start < self.best_step):
             # Another model (or this one restarted): earlier results say nothing about it.
             self.best_step, self.best_value, self.history = None, None, []
-            self._run = est.model_dir
+            self._run = ctx.model_dir
         if self.input_fn is None:
-            # Validate and encode the held-out data once per fit, not at every evaluation.
-            if self._prepare is not None:
-                x, y = self._prepare(self.x, self.y)
-                self._feeder = est._feeder(x, y, self.batch_size, training=False)
-                self._feeder_for = None  # encoded for this fit only
-            elif self._feeder is None or self._feeder_for is not est:
-                self._feeder = est._feeder(self.x, self.y, self.batch_size, training=False)
-                self._feeder_for = est
-        finite = self._feeder.finite if self._feeder is not None else est._input_fn_is_finite(self.input_fn)
+            # Validate and encode the held-out data once, not at every evaluation.
+            if self._feeder is None or self._feeder_token != ctx.input_token:
+                self._feeder = ctx.eval_input(self.x, self.y, self.batch_size)
+                self._feeder_token = ctx.input_token
+        finite = self._feeder.finite if self._feeder is not None else ctx.input_is_finite(self.input_fn)
         if not finite and self.eval_steps is None:
             raise ValueError(
                 "ValidationMonitor's input is endless (it repeats forever): evaluation would never end. Pass "
@@ -124,11 +115,11 @@ class ValidationMonitor(EveryN):
         self.every_n_step_end(step, {"global_step": step})
 
     def every_n_step_end(self, step: int, outputs: Mapping[str, Any]) -> bool:
-        est = self._estimator
+        ctx = self.context
         if self._feeder is not None:
-            results = est.evaluate(x=self._feeder, steps=self.eval_steps, metrics=self.metrics, name=self.name)
+            results = ctx.evaluate(self._feeder, steps=self.eval_steps, metrics=self.metrics, name=self.name)
         else:
-            results = est.evaluate(input_fn=self.input_fn, steps=self.eval_steps, metrics=self.metrics, name=self.name)
+            results = ctx.evaluate(input_fn=self.input_fn, steps=self.eval_steps, metrics=self.metrics, name=self.name)
         self.history.append((step, results))
         if self.early_stopping_metric not in results:
             raise ValueError(
@@ -146,19 +137,15 @@ class ValidationMonitor(EveryN):
         if improved and math.isfinite(value):
             self.best_value, self.best_step = value, step
             if self.keep_best:
-                est._save_best(step, {k: v for k, v in results.items() if isinstance(v, (int, float))})
+                ctx.save_best({k: v for k, v in results.items() if isinstance(v, (int, float))})
         if (
             self.early_stopping_rounds is not None
             and self.best_step is not None
             and step - self.best_step >= self.early_stopping_rounds
         ):
-            logger.info(
-                "Stopping early at step %d: %s has not improved for %d steps (best %.6g at step %d).",
-                step,
-                self.early_stopping_metric,
-                step - self.best_step,
-                self.best_value,
-                self.best_step,
+            ctx.report(
+                f"Stopping early at step {step}: {self.early_stopping_metric} has not improved for "
+                f"{step - self.best_step} steps (best {self.best_value:.6g} at step {self.best_step})."
             )
             self.early_stopped = True
             return True

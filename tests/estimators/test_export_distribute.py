@@ -37,7 +37,7 @@ def test_export_of_a_single_tensor_model_and_from_a_checkpoint_path(model_dir, t
         config=RunConfig(tf_random_seed=0, log_step_count_steps=0, save_checkpoints_steps=10),
     )
     est.fit(x, y, steps=20)
-    old = est._checkpoints.all_checkpoints()[0]
+    old = tf.train.get_checkpoint_state(est.model_dir).all_model_checkpoint_paths[0]
     assert old.endswith("-10")
     path = est.export_saved_model(str(tmp_path / "e"), checkpoint_path=old)
     served = tf.saved_model.load(path).signatures["serving_default"](features=tf.constant(x))["predictions"].numpy()

@@ -174,7 +174,9 @@ def test_monitors_must_be_instances(model_dir, iris):
 
 def test_save_checkpoints_steps_writes_checkpoints_on_schedule(model_dir, iris):
     est = _est(model_dir, save_checkpoints_steps=10, keep_checkpoint_max=3).fit(*iris, steps=45)
-    steps = sorted(int(p.rsplit("-", 1)[1]) for p in est._checkpoints.all_checkpoints())
+    steps = sorted(
+        int(p.rsplit("-", 1)[1]) for p in tf.train.get_checkpoint_state(est.model_dir).all_model_checkpoint_paths
+    )
     assert steps == [30, 40, 45]
 
 
@@ -214,9 +216,9 @@ def test_repeated_fits_on_the_same_arrays_reuse_the_feeder_with_new_permutations
     y = np.zeros(64, np.float32)
     est = Estimator(_recording_fn, model_dir=model_dir, config=RunConfig(tf_random_seed=0, log_step_count_steps=0))
     first = _recorded_batches(est, x, y, 4)
-    feeder = est._train_feeder[1]
+    feeder = est._state.inputs._train_feeder[1]  # internal: the reuse is not visible otherwise
     second = _recorded_batches(est, x.copy(), y.copy(), 4)  # equal content, new objects: still reused
-    assert est._train_feeder[1] is feeder
+    assert est._state.inputs._train_feeder[1] is feeder
     assert first != second  # each fit draws a new permutation
     assert all(set(b) <= set(range(64)) for b in first + second)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import gc
+import os
+import warnings
 
 import keras
 import numpy as np
@@ -73,15 +76,23 @@ def test_functools_partial_and_callable_objects_are_model_fns(model_dir, iris):
     assert est.predict(x)["class"].shape == (150,)
 
 
-def test_params_to_a_model_fn_without_params_is_a_value_error(model_dir):
+def test_params_to_a_model_fn_without_params_is_a_value_error_at_fit(model_dir):
+    est = Estimator(linear_fn, model_dir=model_dir, params={"a": 1})  # scikit-learn: __init__ only stores
     with pytest.raises(ValueError, match="does not have a params argument"):
-        Estimator(linear_fn, model_dir=model_dir, params={"a": 1})
+        est.fit(np.zeros((4, 2), np.float32), np.zeros(4, np.float32), steps=1)
+    assert not os.path.exists(os.path.join(model_dir, "skflow.json"))
 
 
-def test_model_dir_none_uses_a_temporary_directory_with_a_warning():
+def test_model_dir_none_uses_a_temporary_directory_with_a_warning_at_first_use():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = Estimator(linear_fn)  # no warning, no directory yet
     with pytest.warns(UserWarning, match="temporary folder"):
-        est = Estimator(linear_fn)
-    assert est.model_dir
+        directory = est.model_dir
+    assert os.path.isdir(directory)
+    del est
+    gc.collect()
+    assert not os.path.exists(directory)  # removed with its Estimator
 
 
 def _bad_fn(kind):

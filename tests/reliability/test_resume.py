@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from estimators import Estimator, RunConfig
 from estimators.monitors import BaseMonitor
@@ -171,7 +172,7 @@ def test_warm_start_from_an_empty_directory_is_an_error(tmp_path, iris):
 
 def test_warm_start_from_a_checkpoint_path(tmp_path, iris):
     source = _est(str(tmp_path / "source"), save_checkpoints_steps=10).fit(*iris, steps=20)
-    first = source._checkpoints.all_checkpoints()[0]
+    first = tf.train.get_checkpoint_state(source.model_dir).all_model_checkpoint_paths[0]
     tiny = {**PARAMS, "learning_rate": 1e-7}
     warm = Estimator(
         mlp_fn,
@@ -187,9 +188,9 @@ def test_warm_start_from_a_checkpoint_path(tmp_path, iris):
 def tf_value(path, name):
     import tensorflow as tf
 
-    from estimators._checkpoints import _key_for
+    from estimators.checkpoints import key_for
 
-    return tf.train.load_checkpoint(path).get_tensor(_key_for(name))
+    return tf.train.load_checkpoint(path).get_tensor(key_for(name))
 
 
 def _failing_input_fn(x, y, fail_at):

@@ -137,16 +137,41 @@ def test_epoch_hooks_fire_at_epoch_boundaries_of_in_memory_data(model_dir, iris)
     assert calls == [("begin", 0), ("end", 0), ("begin", 1), ("end", 1), ("begin", 2)]
 
 
-def test_progress_bar_draws_step_loss_and_rate_when_forced_and_is_silent_otherwise(model_dir, iris):
-    stream = io.StringIO()
-    _est(model_dir).fit(
-        *iris, steps=64, batch_size=10, monitors=[ProgressBar(every_n_steps=32, stream=stream, force=True)]
-    )
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal_is_a_bar_redrawn_in_place_ending_at_the_last_step(model_dir, iris):
+    stream = _Terminal()
+    _est(model_dir).fit(*iris, steps=70, batch_size=10, monitors=[ProgressBar(stream=stream)])
     text = stream.getvalue()
-    assert "step 64/64" in text and "loss" in text and "ex/s" in text
-    quiet = io.StringIO()
-    _est(model_dir).fit(*iris, steps=64, monitors=[ProgressBar(stream=quiet)])
-    assert quiet.getvalue() == ""
+    assert "\r" in text and text.endswith("\n")
+    last = text.rstrip().split("\r")[-1]
+    assert last.startswith("step 70/70 [============================]") and "loss" in last and "examples/s" in last
+
+
+def test_progress_elsewhere_is_a_line_every_n_steps_and_the_last_step(model_dir, iris):
+    stream = io.StringIO()
+    _est(model_dir, log_step_count_steps=10).fit(
+        *iris, steps=45, batch_size=10, monitors=[ProgressBar(every_n_steps=10, stream=stream)]
+    )
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" - ")[0] for line in lines] == [f"step {s}/45" for s in (10, 20, 30, 40, 45)]
+    assert "\r" not in stream.getvalue()
+
+
+def test_progress_shows_a_fit_shorter_than_one_compiled_call(model_dir, iris):
+    stream = io.StringIO()
+    _est(model_dir).fit(*iris, steps=5, monitors=[ProgressBar(stream=stream)])
+    assert stream.getvalue().startswith("step 5/5 - loss ")
+
+
+def test_default_progress_goes_to_stderr_unless_verbose_is_zero(model_dir, iris, capsys):
+    _est(model_dir, verbose="auto", log_step_count_steps=10).fit(*iris, steps=20)
+    assert "step 20/20" in capsys.readouterr().err
+    _est(model_dir + "2", verbose=0, log_step_count_steps=10).fit(*iris, steps=20)
+    assert capsys.readouterr().err == ""
 
 
 def test_default_monitors_log_loss_and_write_summaries(model_dir, iris, caplog):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -52,11 +54,8 @@ def test_keep_best_saves_the_best_weights_and_evaluate_best_reproduces_the_best_
 
 
 def _w_at(est, which):
-    return (
-        est._pinned(which).get_variable_value("w")
-        if which != "best"
-        else tf.train.load_checkpoint(est._resolve_checkpoint("best")).get_tensor("model/w/.ATTRIBUTES/VARIABLE_VALUE")
-    )
+    path = tf.train.latest_checkpoint(os.path.join(est.model_dir, which))
+    return tf.train.load_checkpoint(path).get_tensor("model/w/.ATTRIBUTES/VARIABLE_VALUE")
 
 
 def test_validation_sees_the_weights_in_memory_not_a_stale_checkpoint(model_dir):

@@ -1,7 +1,7 @@
 """Checkpoints in model_dir: atomic saves through `tf.train.CheckpointManager`, restore by name.
 
 The global step lives inside the checkpoint. `CheckpointManager` commits a checkpoint only when its
-`.index` file is in place and rewrites its state file atomically (reliability-security.md B1), so a
+`.index` file is in place and rewrites its state file atomically , so a
 process killed at any moment leaves a model_dir that restores to its latest complete checkpoint. A
 latest checkpoint that cannot be read falls back to the one before it, with a warning.
 
@@ -166,7 +166,7 @@ def restore_variables(
     shapes = reader.get_variable_to_shape_map()
     values, missing = {}, []
     for name, var in variables.items():
-        key = _key_for(name)
+        key = key_for(name)
         if key not in shapes:
             missing.append(name)
             continue
@@ -202,7 +202,8 @@ def _is_optimizer(name: str) -> bool:
     return name.startswith("optimizer_") and "/" in name
 
 
-def _key_for(name: str) -> str:
+def key_for(name: str) -> str:
+    """The checkpoint key of a variable named as `list_checkpoint_variables` names it."""
     if name == "global_step":
         return checkpoint_key("global_step")
     if _is_optimizer(name):

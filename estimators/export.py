@@ -6,42 +6,44 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tensorflow as tf
 
-from estimators import _checkpoints as ckpt
+from estimators import checkpoints as ckpt
 from estimators._context import clean_errors
 from estimators._runtime import Runtime, dummy_targets
-from estimators.model_fn import ModeKeys
+from estimators.metadata import ModelMetadata
+from estimators.model_fn import ModeKeys, ModelFunction
 
-if TYPE_CHECKING:
-    from estimators.estimator import Estimator
+__all__ = ["export_saved_model"]
 
 logger = logging.getLogger("skflow")
 
 
 def export_saved_model(
-    est: Estimator, export_dir_base: str, checkpoint_path: str | None = None, as_text: bool = False
+    model: ModelFunction,
+    meta: ModelMetadata,
+    export_dir_base: str,
+    weights: Mapping[str, tf.Variable] | None = None,
+    checkpoint_path: str | None = None,
 ) -> str:
     """Write `export_dir_base/<unix timestamp>/`, atomically (a temp dir renamed when complete).
 
-    The model is rebuilt in a separate runtime (no distribution wrappers, no optimizer state) from the
-    in-memory weights, or from `checkpoint_path` when given. Inputs are named `features` (or by the
-    dict keys of dict features); a single prediction tensor is output as `predictions`.
+    The model is rebuilt in a runtime of its own (no distribution wrappers, no optimizer state) and
+    given the values of `weights` (the variables in memory, by name) or of `checkpoint_path`. Inputs
+    are named `features` (or by the dict keys of dict features); a single prediction tensor is
+    output as `predictions`.
+
+    Raises:
+        ValueError: the model's feature signature is unknown (nothing fitted yet).
     """
-    if checkpoint_path is None:
-        source_rt = est._ready_runtime("export_saved_model")
-    else:
-        source_rt = None
-        if not tf.io.gfile.exists(checkpoint_path + ".index"):
-            raise ValueError(f"checkpoint_path={checkpoint_path!r} is not a checkpoint (no {checkpoint_path}.index).")
-    est._load_signatures()
-    features_sig, targets_sig = est._features_info, est._targets_info
+    meta.load()
+    features_sig, targets_sig = meta.features, meta.targets
     if features_sig is None:
         raise ValueError("Cannot export: the feature signature is unknown; fit the model (or predict once) first.")
 
-    rt = Runtime(est, None)
+    rt = Runtime(model, None)
 
     def serve(**features: Any) -> dict[str, tf.Tensor]:
         inputs = features if isinstance(features_sig, Mapping) else features["features"]
@@ -58,11 +60,11 @@ def export_saved_model(
         concrete = function.get_concrete_function(**specs)
     variables = rt.pop_new_variables()
     model_vars = {n: v for n, v in variables.items() if not n.startswith("optimizer_")}
-    if source_rt is not None:
+    if weights is not None:
         for name, var in model_vars.items():
-            var.assign(source_rt.store.variables[name].read_value())
+            var.assign(weights[name].read_value())
     else:
-        ckpt.restore_variables(checkpoint_path, model_vars, est.model_dir)
+        ckpt.restore_variables(checkpoint_path, model_vars, meta.model_dir)
 
     module = tf.Module()
     module.model_variables = list(model_vars.values())
@@ -76,5 +78,4 @@ def export_saved_model(
     tf.saved_model.save(module, tmp, signatures={"serving_default": concrete})
     os.replace(tmp, final)
     logger.info("Exported SavedModel to %s.", final)
-    del as_text  # SavedModel is always binary protobuf in TF2; kept for signature compatibility
     return final
