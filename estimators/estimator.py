@@ -118,6 +118,13 @@ class Estimator(BaseEstimator):
             self._state.rebind(self._bind_model(self._state.config))
         return self
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether there is a model to use: trained in memory, pickled, or checkpointed in model_dir."""
+        if self._state is None and self._init_params["model_dir"] is None:
+            return False
+        state = self._setup()
+        return state.initialized or state.weights.global_step() is not None
+
     # ------------------------------------------------------------------ properties
     @property
     def model_dir(self) -> str:

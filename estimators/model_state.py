@@ -139,11 +139,11 @@ class ModelState:
         if name == "learning_rate" and rt.optimizers:
             lr = rt.optimizers[0].learning_rate
             return float(lr.numpy() if hasattr(lr, "numpy") else lr)
-        var = rt.store.variables.get(name)
+        var = rt.store.variables.get(name, rt.optimizer_vars.get(name))
         if var is None:
             raise ValueError(
                 f"A monitor asked for {name!r}, which is not 'loss', 'global_step', 'learning_rate' or a variable "
-                f"of the model ({sorted(rt.store.variables)})."
+                f"of the model ({sorted(rt.store.variables)}) or of its optimizer (optimizer_0/0, ...)."
             )
         return var.numpy()
 

@@ -70,3 +70,10 @@ def sparse_logistic_fn(features, targets, params):
     logits = tf.squeeze(tf.sparse.sparse_dense_matmul(features, weights), -1)
     loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.cast(targets, tf.float32), logits))
     return tf.cast(logits > 0, tf.int64), loss, optimize_loss(loss, "Adam", 0.1)
+
+
+def class_accuracy(estimator, X, y):
+    """A scikit-learn scoring callable for Estimators whose predictions dict has a "class" key."""
+    import numpy as np
+
+    return float(np.mean(estimator.predict(X)["class"] == y))

@@ -143,8 +143,12 @@ class TrainingContext:
 
     # ------------------------------------------------------------------ variables and summaries
     def variable_names(self, trainable_only: bool = False) -> list[str]:
-        """Names of the model's variables (those `variable_value` and `step_begin` accept)."""
-        return [n for n, v in self._state.runtime.store.variables.items() if v.trainable or not trainable_only]
+        """Names of the model's variables, then of its optimizer's (`optimizer_0/3`: its checkpoint
+        name), which `variable_value` and `step_begin` accept; only the trainable model variables
+        with `trainable_only`."""
+        rt = self._state.runtime
+        names = [n for n, v in rt.store.variables.items() if v.trainable or not trainable_only]
+        return names if trainable_only else [*names, *rt.optimizer_vars]
 
     def variable_value(self, name: str) -> Any:
         """The current value of a variable, or of "loss", "global_step" or "learning_rate"."""

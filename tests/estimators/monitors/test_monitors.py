@@ -113,11 +113,20 @@ def test_checkpoint_saver_saves_on_its_own_schedule(model_dir, iris):
 
 def test_export_monitor_exports_periodically_and_keeps_the_newest(model_dir, tmp_path, iris):
     export = ExportMonitor(every_n_steps=10, export_dir=str(tmp_path / "exports"), exports_to_keep=2)
-    _est(model_dir).fit(*iris, steps=35, monitors=[export])
+    est = _est(model_dir).fit(*iris, steps=35, monitors=[export])
     kept = sorted(os.listdir(tmp_path / "exports"))
     assert len(export.exports) == 2 and len(kept) == 2  # steps 10, 20, 30 and the end at 35; two kept
     served = tf.saved_model.load(export.exports[-1]).signatures["serving_default"](features=tf.constant(iris[0][:3]))
-    assert served["class"].shape == (3,)
+    # The newest export holds the final (step 35) weights, not those of step 30: the end was exported.
+    np.testing.assert_allclose(served["prob"].numpy(), est.predict(iris[0][:3])["prob"], rtol=1e-5)
+    at_30 = tf.saved_model.load(export.exports[0]).signatures["serving_default"](features=tf.constant(iris[0][:3]))
+    assert not np.allclose(at_30["prob"].numpy(), served["prob"].numpy())
+
+
+def test_export_monitor_does_not_export_again_when_training_ends_on_an_export_step(model_dir, tmp_path, iris):
+    export = ExportMonitor(every_n_steps=10, export_dir=str(tmp_path / "exports"), exports_to_keep=None)
+    _est(model_dir).fit(*iris, steps=30, monitors=[export])
+    assert len(export.exports) == 3 and len(os.listdir(tmp_path / "exports")) == 3
 
 
 def test_epoch_hooks_fire_at_epoch_boundaries_of_in_memory_data(model_dir, iris):
