@@ -21,7 +21,7 @@ import pandas as pd
 import tensorflow as tf
 
 from feeders._stacking import n_rows, stack_batches
-from feeders.numpy_feeder import _check_batch_size, _check_epochs
+from feeders._validation import check_epochs, check_positive_int
 from feeders.pandas_feeder import NUMERIC_KEY, FrameEncoding, LabelEncoding, _kind, encodings_from_state
 from feeders.signature import Signatures, TensorSignature
 
@@ -63,9 +63,8 @@ class DaskDataFeeder:
         impute: bool = False,
     ) -> None:
         dask, da, dd = _dask()
-        self.batch_size = _check_batch_size(batch_size)
-        _check_epochs(epochs)
-        self.shuffle, self.epochs = bool(shuffle), epochs
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.shuffle, self.epochs = bool(shuffle), check_epochs(epochs)
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
         self.encoding: FrameEncoding | None = None
         self.label_encoding = LabelEncoding(None)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import numbers
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -41,8 +40,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import tensorflow as tf
 
+from feeders._validation import check_choice, check_epochs, check_positive_int, check_positive_number
 from feeders.base import describe_state, record_feeder_error, state_kind
-from feeders.numpy_feeder import _check_batch_size
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["FileDataFeeder", "ReadPlan"]
@@ -158,24 +157,12 @@ class FileDataFeeder:
         memory_budget_mb: float | None = None,
         state: dict[str, Any] | None = None,
     ) -> None:
-        self.batch_size = _check_batch_size(batch_size)
-        _check_positive_int(epochs, "epochs", allow_none=True)
-        _check_positive_int(shuffle_buffer_batches, "shuffle_buffer_batches")
-        if format is not None and format not in _EXTENSIONS:
-            raise ValueError(
-                f"Invalid value for argument `format`. Received: format={format!r}. Expected 'parquet', 'csv' or None."
-            )
-        if memory_budget_mb is not None and (
-            isinstance(memory_budget_mb, bool)
-            or not isinstance(memory_budget_mb, numbers.Real)
-            or memory_budget_mb <= 0
-        ):
-            raise ValueError(
-                f"Invalid value for argument `memory_budget_mb`. Received: memory_budget_mb={memory_budget_mb!r}. "
-                "Expected None or a positive number of MiB."
-            )
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.epochs = check_epochs(epochs)
+        shuffle_buffer_batches = check_positive_int("shuffle_buffer_batches", shuffle_buffer_batches)
+        check_choice("format", format, (*_EXTENSIONS, None))
+        memory_budget_mb = check_positive_number("memory_budget_mb", memory_budget_mb, allow_none=True)
         self.shuffle = bool(shuffle)
-        self.epochs = epochs
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
         self.files, self.format = _resolve_files(path, format)
         dataset = _open_dataset(self.files, self.format)
@@ -321,14 +308,6 @@ class FileDataFeeder:
         if y.dtype.kind == "f" and np.isnan(y).any():
             raise ValueError(f"Input column {self.target_column!r} (the target) contains NaN.")
         return x, y
-
-
-def _check_positive_int(value: Any, name: str, allow_none: bool = False) -> None:
-    if allow_none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        expected = "None or a positive integer" if allow_none else "a positive integer"
-        raise ValueError(f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected {expected}.")
 
 
 def _resolve_files(path: Any, format: str | None) -> tuple[list[str], str]:

@@ -8,7 +8,6 @@ batch included.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -17,29 +16,13 @@ import numpy as np
 import tensorflow as tf
 from sklearn.utils.validation import check_array, check_consistent_length
 
+from feeders._validation import check_epochs, check_impute, check_positive_int
 from feeders.base import state_kind
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["DataFeeder", "validate_features", "validate_targets"]
 
 _AUTOTUNE = tf.data.AUTOTUNE
-
-
-def _check_batch_size(batch_size: Any) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(
-            f"Invalid value for argument `batch_size`. Received: batch_size={batch_size!r}. "
-            "Expected a positive integer."
-        )
-    return int(batch_size)
-
-
-def _check_epochs(epochs: Any) -> int | None:
-    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1):
-        raise ValueError(
-            f"Invalid value for argument `epochs`. Received: epochs={epochs!r}. Expected None or a positive integer."
-        )
-    return epochs
 
 
 def _as_float32(array: np.ndarray) -> np.ndarray:
@@ -242,10 +225,9 @@ class DataFeeder:
         self.y = None if y is None else validate_targets(y)
         if self.y is not None:
             check_consistent_length(*_leaves(self.x)[:1], *_leaves(self.y))
-        self.batch_size = _check_batch_size(batch_size)
-        _check_epochs(epochs)
+        self.batch_size = check_positive_int("batch_size", batch_size)
         self.shuffle = bool(shuffle)
-        self.epochs = epochs
+        self.epochs = check_epochs(epochs)
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
         self.n_samples = int(_leaves(self.x)[0].shape[0])
         self._tensors: tuple[Any, Any] | None = None
@@ -337,17 +319,6 @@ class DataFeeder:
         for start in range(0, self.n_samples, self.batch_size):
             stop = start + self.batch_size
             yield _slice(self.x, start, stop)
-
-
-def check_impute(impute: Any) -> str | None:
-    """The imputation strategy: None (no imputation) or "mean"; True means "mean"."""
-    if impute is None or impute is False:
-        return None
-    if impute is True or impute == "mean":
-        return "mean"
-    raise ValueError(
-        f"Invalid value for argument `impute`. Received: impute={impute!r}. Expected None, False, True or 'mean'."
-    )
 
 
 def _learn_means(x: Any) -> Any:

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from feeders._validation import check_impute
 from feeders.base import Feeder
-from feeders.numpy_feeder import DataFeeder, check_impute
+from feeders.numpy_feeder import DataFeeder
 
 __all__ = ["is_feeder", "setup_predict_data_feeder", "setup_train_data_feeder"]
 

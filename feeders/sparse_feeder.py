@@ -20,7 +20,8 @@ import scipy.sparse as sp
 import tensorflow as tf
 from sklearn.utils.validation import check_array, check_consistent_length
 
-from feeders.numpy_feeder import _check_batch_size, _check_epochs, validate_targets
+from feeders._validation import check_epochs, check_positive_int
+from feeders.numpy_feeder import validate_targets
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["SparseDataFeeder", "validate_sparse_features"]
@@ -117,10 +118,9 @@ class SparseDataFeeder:
         self.y = None if y is None else validate_targets(y)
         if self.y is not None:
             check_consistent_length(self.x, *(self.y.values() if isinstance(self.y, dict) else [self.y]))
-        self.batch_size = _check_batch_size(batch_size)
-        _check_epochs(epochs)
+        self.batch_size = check_positive_int("batch_size", batch_size)
         self.shuffle = bool(shuffle)
-        self.epochs = epochs
+        self.epochs = check_epochs(epochs)
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
         self.n_samples, self.n_features = (int(d) for d in self.x.shape)
         self._tensors: tuple[tf.Tensor, tf.Tensor, tf.Tensor] | None = None

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from feeders._stacking import stack_batches
-from feeders.numpy_feeder import _check_batch_size, _check_epochs
+from feeders._validation import check_choice, check_epochs, check_positive_int
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["StreamingDataFeeder"]
@@ -80,11 +80,8 @@ class StreamingDataFeeder:
         seed: int | None = None,
     ) -> None:
         del shuffle, seed  # a stream is read in its own order; shuffle upstream or use a file/array feeder
-        if kind not in ("auto", "rows", "batches"):
-            raise ValueError(
-                f"Invalid value for argument `kind`. Received: kind={kind!r}. Expected 'auto', 'rows' or 'batches'."
-            )
-        self.batch_size = _check_batch_size(batch_size)
+        check_choice("kind", kind, ("auto", "rows", "batches"))
+        self.batch_size = check_positive_int("batch_size", batch_size)
         self._factory: Callable[[], Iterator[Any]] | None = None
         if callable(x) and not hasattr(x, "__next__"):
             self._factory = x
@@ -103,7 +100,7 @@ class StreamingDataFeeder:
             if self._factory is not None:
                 raise ValueError("With a callable x, yield (features, targets) pairs from it instead of passing y.")
             source = _aligned(source, iter(y))
-        _check_epochs(epochs)
+        check_epochs(epochs)
         if self._factory is None and epochs not in (None, 1):
             raise ValueError(
                 f"epochs={epochs} needs a callable that returns a fresh iterator each epoch; an iterator can be read only once."
