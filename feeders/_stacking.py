@@ -12,14 +12,9 @@ from typing import Any
 import numpy as np
 
 from feeders.base import record_feeder_error
+from feeders.rows import n_rows
 
 STACK = 16  # batches per generator call
-
-
-def n_rows(value: Any) -> int:
-    """Rows of an array, or of the first array of a dict of arrays."""
-    leaf = next(iter(value.values())) if isinstance(value, Mapping) else value
-    return int(leaf.shape[0])
 
 
 def _stack(parts: list[Any]) -> Any:

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from feeders._stacking import n_rows, stack_batches
+from feeders._stacking import stack_batches
 from feeders._validation import check_epochs, check_positive_int
 from feeders.pandas_feeder import NUMERIC_KEY, FrameEncoding, LabelEncoding, _kind, encodings_from_state
+from feeders.rows import concat_rows, n_rows, slice_rows, take_rows
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["DaskDataFeeder"]
@@ -196,7 +197,7 @@ class DaskDataFeeder:
             return None, None
         if rng is not None:
             order = rng.permutation(n_rows(features))
-            features = _take(features, order)
+            features = take_rows(features, order)
             targets = None if targets is None else targets[order]
         return features, targets
 
@@ -213,15 +214,18 @@ class DaskDataFeeder:
                     continue
                 rows += n_rows(features)
                 if carry is not None:
-                    features = _concat(carry[0], features)
+                    features = concat_rows([carry[0], features])
                     targets = None if targets is None else np.concatenate([carry[1], targets])
                     carry = None
                 n, b = n_rows(features), self.batch_size
                 full = n // b * b
                 for start in range(0, full, b):
-                    yield _slice(features, start, start + b), None if targets is None else targets[start : start + b]
+                    yield (
+                        slice_rows(features, start, start + b),
+                        None if targets is None else targets[start : start + b],
+                    )
                 if full < n:
-                    carry = (_slice(features, full, n), None if targets is None else targets[full:n])
+                    carry = (slice_rows(features, full, n), None if targets is None else targets[full:n])
             if rows == 0:  # an empty frame would otherwise loop over its empty partitions forever
                 shape = (0, *self._x_sig.shape) if isinstance(self._x_sig, TensorSignature) else (0,)
                 raise ValueError(f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is required.")
@@ -256,15 +260,3 @@ def _frame_signature(encoding: FrameEncoding) -> Signatures:
     if not encoding.vocabularies:
         return sigs[NUMERIC_KEY]
     return sigs
-
-
-def _take(value: Any, order: np.ndarray) -> Any:
-    return {k: v[order] for k, v in value.items()} if isinstance(value, dict) else value[order]
-
-
-def _slice(value: Any, start: int, stop: int) -> Any:
-    return {k: v[start:stop] for k, v in value.items()} if isinstance(value, dict) else value[start:stop]
-
-
-def _concat(a: Any, b: Any) -> Any:
-    return {k: np.concatenate([a[k], b[k]]) for k in a} if isinstance(a, dict) else np.concatenate([a, b])

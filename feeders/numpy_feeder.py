@@ -18,7 +18,8 @@ from sklearn.utils.validation import check_array, check_consistent_length
 
 from feeders._validation import check_epochs, check_impute, check_positive_int
 from feeders.base import state_kind
-from feeders.signature import Signatures, TensorSignature
+from feeders.rows import n_rows, slice_rows
+from feeders.signature import Signatures, signature_of
 
 __all__ = ["DataFeeder", "validate_features", "validate_targets"]
 
@@ -229,7 +230,7 @@ class DataFeeder:
         self.shuffle = bool(shuffle)
         self.epochs = check_epochs(epochs)
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
-        self.n_samples = int(_leaves(self.x)[0].shape[0])
+        self.n_samples = n_rows(self.x)
         self._tensors: tuple[Any, Any] | None = None
         self._seed_var: tf.Variable | None = None
         self._dataset: tf.data.Dataset | None = None
@@ -248,12 +249,12 @@ class DataFeeder:
     @property
     def input_signature(self) -> Signatures:
         """Signature of the features (per key for dicts)."""
-        return _signature(self.x)
+        return signature_of(self.x)
 
     @property
     def output_signature(self) -> Signatures:
         """Signature of the targets, or None."""
-        return _signature(self.y)
+        return signature_of(self.y)
 
     def reseed(self, seed: int) -> None:
         """Shuffle with `seed` in the iterators made from now on. The dataset is built once per feeder
@@ -318,7 +319,7 @@ class DataFeeder:
         """Ordered batches of the features as numpy views, without going through tf.data (for predict)."""
         for start in range(0, self.n_samples, self.batch_size):
             stop = start + self.batch_size
-            yield _slice(self.x, start, stop)
+            yield slice_rows(self.x, start, stop)
 
 
 def _learn_means(x: Any) -> Any:
@@ -362,15 +363,6 @@ def _leaves(value: Any) -> list[np.ndarray]:
     return [value]
 
 
-def _slice(value: Any, start: int, stop: int) -> Any:
-    if isinstance(value, Mapping):
-        return {k: v[start:stop] for k, v in value.items()}
-    return value[start:stop]
-
-
-def _signature(value: Any) -> Signatures:
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        return {k: TensorSignature.from_array(v) for k, v in value.items()}
-    return TensorSignature.from_array(value)
+# Temporary: the names estimators imports today; removed when estimators use feeders.signature_of / slice_rows.
+_signature = signature_of
+_slice = slice_rows

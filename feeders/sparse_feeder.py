@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_array, check_consistent_length
 
 from feeders._validation import check_epochs, check_positive_int
 from feeders.numpy_feeder import validate_targets
-from feeders.signature import Signatures, TensorSignature
+from feeders.signature import Signatures, TensorSignature, signature_of
 
 __all__ = ["SparseDataFeeder", "validate_sparse_features"]
 
@@ -141,11 +141,7 @@ class SparseDataFeeder:
     @property
     def output_signature(self) -> Signatures:
         """Signature of the targets (per key for dicts), or None."""
-        if self.y is None:
-            return None
-        if isinstance(self.y, dict):
-            return {k: TensorSignature.from_array(v) for k, v in self.y.items()}
-        return TensorSignature.from_array(self.y)
+        return signature_of(self.y)
 
     def dataset(self) -> tf.data.Dataset:
         """A `tf.data.Dataset` of `(SparseTensor, targets)` batches (or SparseTensors alone when y is None)."""
