@@ -4,6 +4,7 @@
 """
 
 from feeders.base import Feeder
+from feeders.errors import FeederErrors, reraise_feeder_errors, reraising_iterator
 from feeders.file_feeder import FileDataFeeder
 from feeders.numpy_feeder import DataFeeder, validate_features, validate_targets
 from feeders.pandas_feeder import FrameEncoding, LabelEncoding, PandasFeeder
@@ -22,6 +23,7 @@ __all__ = [
     "DataFeeder",
     "FileDataFeeder",
     "Feeder",
+    "FeederErrors",
     "FrameEncoding",
     "LabelEncoding",
     "PandasFeeder",
@@ -30,6 +32,8 @@ __all__ = [
     "TensorSignature",
     "check_signatures_compatible",
     "is_feeder",
+    "reraise_feeder_errors",
+    "reraising_iterator",
     "setup_predict_data_feeder",
     "setup_train_data_feeder",
     "signature_from_json",

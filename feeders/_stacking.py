@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from feeders.base import record_feeder_error
 from feeders.rows import n_rows
 
 STACK = 16  # batches per generator call
@@ -30,8 +29,8 @@ def stack_batches(
 ) -> Iterator[Any]:
     """Stack up to `STACK` equally sized `(features, targets)` batches per yielded element.
 
-    `check(array_or_dict, "X" | "y")` runs on each stack. An error is recorded with
-    `record_feeder_error` before it propagates, so the Estimator re-raises it as itself.
+    `check(array_or_dict, "X" | "y")` runs on each stack. The caller runs the result through its
+    `FeederErrors.watch`, so that an error here is re-raised as itself.
     """
 
     def emit(group: list[tuple[Any, Any]]) -> Any:
@@ -45,18 +44,14 @@ def stack_batches(
             check(targets, "y")
         return features, targets
 
-    try:
-        group: list[tuple[Any, Any]] = []
-        for batch in batches:
-            if group and n_rows(batch[0]) != n_rows(group[0][0]):
-                yield emit(group)
-                group = []
-            group.append(batch)
-            if len(group) == STACK:
-                yield emit(group)
-                group = []
-        if group:
+    group: list[tuple[Any, Any]] = []
+    for batch in batches:
+        if group and n_rows(batch[0]) != n_rows(group[0][0]):
             yield emit(group)
-    except Exception as exc:  # surfaces as itself, not as a tf.data error (see feeders.base)
-        record_feeder_error(exc)
-        raise
+            group = []
+        group.append(batch)
+        if len(group) == STACK:
+            yield emit(group)
+            group = []
+    if group:
+        yield emit(group)

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from feeders._stacking import stack_batches
 from feeders._validation import check_epochs, check_positive_int
+from feeders.errors import FeederErrors
 from feeders.pandas_feeder import NUMERIC_KEY, FrameEncoding, LabelEncoding, _kind, encodings_from_state
 from feeders.rows import concat_rows, n_rows, slice_rows, take_rows
 from feeders.signature import Signatures, TensorSignature
@@ -66,6 +67,7 @@ class DaskDataFeeder:
         dask, da, dd = _dask()
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.shuffle, self.epochs = bool(shuffle), check_epochs(epochs)
+        self.errors = FeederErrors()
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
         self.encoding: FrameEncoding | None = None
         self.label_encoding = LabelEncoding(None)
@@ -235,7 +237,7 @@ class DaskDataFeeder:
                 carry = None
 
     def _stacks(self) -> Iterator[Any]:
-        return stack_batches(self._batches(), self._y_sig is not None)
+        return self.errors.watch(stack_batches(self._batches(), self._y_sig is not None))
 
     def dataset(self) -> tf.data.Dataset:
         def spec(sig: Signatures) -> Any:

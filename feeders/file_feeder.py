@@ -41,7 +41,8 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 from feeders._validation import check_choice, check_epochs, check_positive_int, check_positive_number
-from feeders.base import describe_state, record_feeder_error, state_kind
+from feeders.base import describe_state, state_kind
+from feeders.errors import FeederErrors
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["FileDataFeeder", "ReadPlan"]
@@ -163,6 +164,7 @@ class FileDataFeeder:
         check_choice("format", format, (*_EXTENSIONS, None))
         memory_budget_mb = check_positive_number("memory_budget_mb", memory_budget_mb, allow_none=True)
         self.shuffle = bool(shuffle)
+        self.errors = FeederErrors()
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
         self.files, self.format = _resolve_files(path, format)
         dataset = _open_dataset(self.files, self.format)
@@ -230,12 +232,8 @@ class FileDataFeeder:
 
     def _stacks(self) -> Iterator[Any]:
         """Whole batches, several per call: x of shape (k, batch, n_features), y of shape (k, batch)."""
-        try:
-            for x, y in _restack(self._rows(), self.batch_size):
-                yield x if y is None else (x, y)
-        except Exception as exc:  # surfaces as itself, not as a tf.data error (see feeders.base)
-            record_feeder_error(exc)
-            raise
+        for x, y in self.errors.watch(_restack(self._rows(), self.batch_size)):
+            yield x if y is None else (x, y)
 
     def _rows(self) -> Iterator[_Block]:
         """Blocks of rows, epoch after epoch; each epoch shuffled with its own seed."""

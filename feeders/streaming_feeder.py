@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from feeders._stacking import stack_batches
 from feeders._validation import check_choice, check_epochs, check_positive_int
+from feeders.errors import FeederErrors
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["StreamingDataFeeder"]
@@ -82,6 +83,7 @@ class StreamingDataFeeder:
         del shuffle, seed  # a stream is read in its own order; shuffle upstream or use a file/array feeder
         check_choice("kind", kind, ("auto", "rows", "batches"))
         self.batch_size = check_positive_int("batch_size", batch_size)
+        self.errors = FeederErrors()
         self._factory: Callable[[], Iterator[Any]] | None = None
         if callable(x) and not hasattr(x, "__next__"):
             self._factory = x
@@ -183,7 +185,7 @@ class StreamingDataFeeder:
             yield _head(buf_x, i), None if buf_y is None else _head(buf_y, i)
 
     def _stacks(self) -> Iterator[Any]:
-        return stack_batches(self._batches(), self._has_targets, check=_check_finite)
+        return self.errors.watch(stack_batches(self._batches(), self._has_targets, check=_check_finite))
 
     def dataset(self) -> tf.data.Dataset:
         """Batches in stream order. A one-shot iterator's dataset can be iterated once."""
