@@ -21,9 +21,9 @@ import pandas as pd
 import tensorflow as tf
 
 from feeders._stacking import stack_batches
-from feeders._validation import check_epochs, check_positive_int
+from feeders._validation import check_epochs, check_impute, check_positive_int
 from feeders.errors import FeederErrors
-from feeders.pandas_feeder import NUMERIC_KEY, FrameEncoding, LabelEncoding, _kind, encodings_from_state
+from feeders.frame_encoding import NUMERIC_KEY, FrameEncoding, LabelEncoding, column_kind, encodings_from_state
 from feeders.rows import concat_rows, n_rows, slice_rows, take_rows
 from feeders.signature import Signatures, TensorSignature
 
@@ -62,9 +62,10 @@ class DaskDataFeeder:
         epochs: int | None = None,
         seed: int | None = None,
         state: dict[str, Any] | None = None,
-        impute: bool = False,
+        impute: bool | str | None = False,
     ) -> None:
         dask, da, dd = _dask()
+        impute = check_impute(impute) is not None
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.shuffle, self.epochs = bool(shuffle), check_epochs(epochs)
         self.errors = FeederErrors()
@@ -132,7 +133,7 @@ class DaskDataFeeder:
             kind = (
                 "numeric"
                 if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
-                else _kind(name, series)
+                else column_kind(name, series)
             )
             (numeric if kind == "numeric" else categorical).append(name)
         uniques = [x[c].dropna().unique() for c in categorical]
