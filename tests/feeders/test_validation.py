@@ -97,3 +97,9 @@ def test_setup_checks_the_batch_size_of_every_input_kind_the_same_way():
         setup_train_data_feeder(iter([np.ones(2)] * 4), None, batch_size=-3)
     with pytest.raises(ValueError, match=f"^{_message('batch_size', -3)}$"):
         setup_train_data_feeder(np.zeros((4, 2)), None, batch_size=-3)
+
+
+@pytest.mark.parametrize("size", _BAD_COUNTS)
+def test_the_streaming_feeders_shuffle_buffer_size_must_be_a_positive_integer(tmp_path, size):
+    with pytest.raises(ValueError, match=f"^{_message('shuffle_buffer_size', size)}$"):
+        _make("streaming", tmp_path, shuffle=True, shuffle_buffer_size=size)
