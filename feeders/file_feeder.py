@@ -196,11 +196,6 @@ class FileDataFeeder:
         prefetch = self.read_plan.prefetch_batches
         return dataset.prefetch(tf.data.AUTOTUNE if prefetch is None else prefetch)
 
-    def numpy_batches(self) -> Iterator[Any]:
-        """The batches of `dataset()` as numpy arrays, without `tf.data`: `(x, y)` pairs, or x alone."""
-        for stack in self._stacks():
-            yield from zip(*stack) if isinstance(stack, tuple) else stack
-
     def _stacks(self) -> Iterator[Any]:
         """Whole batches, several per call: x of shape (k, batch, n_features), y of shape (k, batch)."""
         for x, y in self.errors.watch(restack(self._rows(), self.batch_size)):

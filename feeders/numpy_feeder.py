@@ -9,7 +9,7 @@ batch included.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -314,12 +314,6 @@ class DataFeeder:
                 y = None if self.y is None else tf.nest.map_structure(as_var, self.y)
             self._tensors = (x, y)
         return self._tensors
-
-    def numpy_batches(self) -> Iterator[Any]:
-        """Ordered batches of the features as numpy views, without going through tf.data (for predict)."""
-        for start in range(0, self.n_samples, self.batch_size):
-            stop = start + self.batch_size
-            yield slice_rows(self.x, start, stop)
 
 
 def _learn_means(x: Any) -> Any:

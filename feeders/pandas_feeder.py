@@ -113,6 +113,3 @@ class PandasFeeder:
     def dataset(self) -> tf.data.Dataset:
         """Batches of the encoded frame, as `DataFeeder.dataset` gives them."""
         return self._inner.dataset()
-
-    def numpy_batches(self) -> Any:
-        return self._inner.numpy_batches()

@@ -12,7 +12,6 @@ per row or per batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -192,8 +191,3 @@ class SparseDataFeeder:
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_tensors": None}  # the TensorFlow copies are rebuilt on demand
-
-    def numpy_batches(self) -> Iterator[Any]:
-        """Ordered batches of the features as CSR row slices, without going through tf.data (for predict)."""
-        for start in range(0, self.n_samples, self.batch_size):
-            yield self.x[start : start + self.batch_size]

@@ -160,6 +160,7 @@ def _numbered_rows(n: int = 300):
 
 
 def _numbered_batches(n: int = 300, size: int = 25):
+    """The rows of `_numbered_rows`, in batches of `size`."""
     return lambda: (
         (np.stack([np.arange(s, s + size), -np.arange(s, s + size)], 1), np.arange(s, s + size))
         for s in range(0, n, size)
@@ -168,9 +169,9 @@ def _numbered_batches(n: int = 300, size: int = 25):
 
 @pytest.mark.parametrize("source", [_numbered_rows(), _numbered_batches()], ids=["rows", "batches"])
 def test_the_same_seed_gives_the_same_order_and_another_seed_another(source):
-    feed = lambda seed: _row_ids(
-        StreamingDataFeeder(source, batch_size=20, shuffle=True, seed=seed, shuffle_buffer_size=64)
-    )  # noqa: E731
+    def feed(seed):
+        return _row_ids(StreamingDataFeeder(source, batch_size=20, shuffle=True, seed=seed, shuffle_buffer_size=64))
+
     np.testing.assert_array_equal(feed(1), feed(1))
     assert not np.array_equal(feed(1), feed(2))
     assert not np.array_equal(feed(1), np.arange(300))
