@@ -1,7 +1,8 @@
 """Grouping whole batches into stacks for `Dataset.from_generator(...).unbatch()`.
 
 One generator call per stack of `STACK` batches instead of one per batch: the generator's per-call
-cost is paid once per stack (performance-facts.md §1.5). Shared by the streaming and dask feeders.
+cost is paid once per stack, so that a stream of batches feeds faster than the numpy feeder
+(docs/benchmarks.md, feeders). Shared by the streaming and dask feeders.
 """
 
 from __future__ import annotations

@@ -184,7 +184,10 @@ class DaskDataFeeder:
         else:
             features = np.ascontiguousarray(part, dtype=self._x_sig.dtype.as_numpy_dtype)
             if features.dtype.kind == "f" and not np.isfinite(features).all():
-                raise ValueError("Input X contains NaN or infinity.")
+                raise ValueError(
+                    f"Input X contains NaN or infinity (partition {i}). A dask array is fed as it is: fill or drop "
+                    "those rows, or pass a dask DataFrame (dd.from_dask_array(x)) with fit(..., impute='mean')."
+                )
         targets = None
         if self._y_parts is not None:
             raw = self._y_parts[i].compute()

@@ -252,7 +252,8 @@ class FileDataFeeder:
         if nulls:
             raise ValueError(
                 f"Input column {nulls[0]!r} contains missing values (null); FileDataFeeder does not impute. "
-                "Fill or drop them in the files beforehand."
+                "Fill or drop them in the files beforehand, or read the files into a DataFrame (pd.read_parquet) "
+                "and pass fit(df, ..., impute='mean')."
             )
         n = len(self.feature_columns)
         x = np.stack(
@@ -264,7 +265,8 @@ class FileDataFeeder:
             others = f" (and so do {names[1:]})" if len(names) > 1 else ""
             raise ValueError(
                 f"Input column {names[0]!r} contains NaN{others}; FileDataFeeder does not impute. "
-                "Fill or drop those rows in the files beforehand."
+                "Fill or drop those rows in the files beforehand, or read the files into a DataFrame "
+                "(pd.read_parquet) and pass fit(df, ..., impute='mean')."
             )
         if self._y_dtype is None:
             return x, None

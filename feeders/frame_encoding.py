@@ -204,11 +204,17 @@ class FrameEncoding:
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
             bad = ~np.isfinite(values)
             if bad.any():
-                if not self.impute or np.isinf(values[bad]).any():
-                    what = "NaN" if np.isnan(values[bad]).any() else "infinity"
+                inf = np.isinf(values[bad])
+                if inf.any():
                     raise ValueError(
-                        f"Input X contains {what} in column {name!r} ({int(bad.sum())} row(s)). Clean or impute it "
-                        "first, or pass PandasFeeder(..., impute=True) to fill NaN with the training mean."
+                        f"Input X contains infinity in column {name!r} ({int(inf.sum())} row(s)). Replace or drop "
+                        "those rows first (imputation fills NaN only)."
+                    )
+                if not self.impute:
+                    raise ValueError(
+                        f"Input X contains NaN in column {name!r} ({int(bad.sum())} row(s)). Pass fit(..., "
+                        "impute='mean') to fill them with the training mean (PandasFeeder(..., impute=True) when "
+                        "feeding directly), or drop those rows."
                     )
                 values = np.where(bad, self.fill_values.get(name, 0.0), values)
             block[:, j] = values
@@ -221,8 +227,9 @@ class FrameEncoding:
             missing = series.isna().to_numpy()
             if missing.any() and not self.impute:
                 raise ValueError(
-                    f"Input X contains NaN in column {name!r} ({int(missing.sum())} row(s)). Fill it first, or pass "
-                    "PandasFeeder(..., impute=True) to send missing categories to the out-of-vocabulary id."
+                    f"Input X contains NaN in column {name!r} ({int(missing.sum())} row(s)). Pass fit(..., "
+                    "impute='mean') to send missing categories to the out-of-vocabulary id (PandasFeeder(..., "
+                    "impute=True) when feeding directly), or fill or drop those rows."
                 )
             unseen = unknown & ~missing
             if unseen.any() and name not in self._warned:

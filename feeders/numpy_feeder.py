@@ -1,9 +1,9 @@
 """Feeding in-memory numpy arrays (and dicts of them) to TensorFlow as whole batches.
 
 Training batches come from a shuffled *index* permutation per epoch, gathered one whole batch at a
-time (``performance-facts.md`` §1.5: shuffling indices keeps up with a 2-core MLP; element-wise
-``shuffle`` does not). Evaluation and prediction walk the rows once, in order, with the last partial
-batch included.
+time: on 2 cores that feeds about 10,000 batches of 256 a second, against about 630 for an
+element-wise `from_tensor_slices(...).shuffle(n).batch(256)` (docs/benchmarks.md, feeders).
+Evaluation and prediction walk the rows once, in order, with the last partial batch included.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def validate_features(
 
     Uses scikit-learn's own checks, so the messages are scikit-learn's ("Expected 2D array, got 1D
     array instead", "Found array with 0 sample(s) ..."); a NaN is reported as "Input X contains NaN
-    in column(s) [2]. ..." (scikit-learn's phrase, plus where).
+    in column(s) [2]. Pass fit(..., impute='mean') ..." (scikit-learn's phrase, plus where and the fix).
 
     Args:
         x: the features.
@@ -111,8 +111,8 @@ def validate_features(
         if "contains NaN" not in str(exc):
             raise
         raise ValueError(
-            f"Input {name} contains NaN in column(s) {_nan_columns(array)}. Impute them "
-            "(setup_train_data_feeder(..., impute='mean') or DataFeeder(..., impute='mean')) or drop the rows."
+            f"Input {name} contains NaN in column(s) {_nan_columns(array)}. Pass fit(..., impute='mean') to fill them "
+            "with training means (DataFeeder(..., impute='mean') when feeding directly), or drop those rows."
         ) from None
     return _as_float32(np.ascontiguousarray(array))
 
@@ -340,7 +340,7 @@ def _fill(x: Any, fill_values: Any, name: str) -> Any:
     if fill_values is None or isinstance(fill_values, Mapping):
         raise ValueError(
             f"Input {name} contains NaN in column(s) {_nan_columns(x)}, and no imputation values were learned for "
-            "it at fit time. Fill or drop those rows."
+            "it at fit time (it held no floats then). Fill or drop those rows."
         )
     fill = np.asarray(fill_values, dtype=x.dtype)
     if fill.shape != x.shape[1:]:

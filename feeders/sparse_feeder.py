@@ -31,7 +31,7 @@ _AUTOTUNE = tf.data.AUTOTUNE
 def validate_sparse_features(x: Any, name: str = "X") -> sp.csr_matrix | sp.csr_array:
     """Check a scipy.sparse matrix (or sparse array) and return it as canonical CSR, still sparse.
 
-    Uses scikit-learn's `check_array`, so the messages are scikit-learn's ("Input X contains NaN.",
+    Uses scikit-learn's `check_array`, so the messages are scikit-learn's ("Input X contains NaN. ...",
     "Found array with 0 sample(s) (shape=(0, 5)) while a minimum of 1 is required.",
     "Complex data not supported"). The input is never modified and never densified.
 
@@ -61,7 +61,15 @@ def validate_sparse_features(x: Any, name: str = "X") -> sp.csr_matrix | sp.csr_
             f"received {type(x).__module__}.{type(x).__qualname__}.{hint}"
         )
     original = x
-    x = check_array(x, accept_sparse=["csr"], dtype="numeric", input_name=name, estimator=None)
+    try:
+        x = check_array(x, accept_sparse=["csr"], dtype="numeric", input_name=name, estimator=None)
+    except ValueError as exc:
+        if "contains NaN" not in str(exc) and "contains infinity" not in str(exc):
+            raise
+        raise ValueError(
+            f"{exc} A scipy.sparse matrix is fed as it is (impute='mean' takes numpy arrays or DataFrames): replace "
+            f"those values in {name}.data, or drop those rows."
+        ) from None
     if (x.dtype.kind == "f" and x.dtype != np.float32) or x.dtype.kind == "b":
         x = x.astype(np.float32)  # astype copies: the caller's matrix is left alone below
     if not x.has_canonical_format:

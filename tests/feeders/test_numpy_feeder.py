@@ -67,7 +67,9 @@ def test_nan_in_features_is_an_error_naming_the_columns_and_how_to_impute():
     x = np.zeros((4, 5))
     x[1, 2] = x[3, 4] = np.nan
     with pytest.raises(
-        ValueError, match=r"^Input X contains NaN in column\(s\) \[2, 4\]\. Impute them .*impute='mean'"
+        ValueError,
+        match=r"^Input X contains NaN in column\(s\) \[2, 4\]\. Pass fit\(\.\.\., impute='mean'\) to fill them "
+        r"with training means \(DataFeeder\(\.\.\., impute='mean'\) when feeding directly\), or drop those rows\.$",
     ):
         DataFeeder(x, np.zeros(4))
 

@@ -75,7 +75,7 @@ def test_nan_in_a_later_row_surfaces_as_a_clear_error_during_training(tmp_path):
             yield np.array([1.0, np.nan if i == 150 else 2.0, 3.0]), float(i % 3)
 
     est = Estimator(linear_fn, model_dir=str(tmp_path / "m"), config=RunConfig(log_step_count_steps=0))
-    with pytest.raises(ValueError, match="Input X contains NaN"):
+    with pytest.raises(ValueError, match=r"^Input X contains NaN\. .*fill or drop those rows in the stream"):
         est.fit(rows(), steps=100, batch_size=16)
 
 
