@@ -37,12 +37,17 @@ class Feeder(Protocol):
     Attributes:
         batch_size: rows per batch (the last batch of a finite pass may be smaller).
         finite: whether `dataset()` ends (a fixed number of epochs) or repeats forever.
+
+    A feeder whose dataset runs Python code (a generator) also has `errors`, a
+    `feeders.errors.FeederErrors`; it is not part of the protocol, and `reraise_feeder_errors`
+    treats a feeder without it as one that records nothing.
     """
 
     batch_size: int
 
     @property
-    def finite(self) -> bool: ...
+    def finite(self) -> bool:
+        """Whether `dataset()` ends (a number of epochs) or repeats forever."""
 
     @property
     def input_signature(self) -> Signatures:

@@ -161,20 +161,24 @@ class DaskDataFeeder:
 
     @property
     def finite(self) -> bool:
+        """Whether `dataset()` ends (a number of epochs) or repeats forever (`epochs=None`)."""
         return self.epochs is not None
 
     @property
     def state(self) -> dict[str, Any] | None:
+        """The DataFrame encoding, in `PandasFeeder.state`'s format; None for a dask array."""
         if self.encoding is None:
             return None
         return {"type": "pandas", "frame": self.encoding.to_json(), "labels": self.label_encoding.to_json()}
 
     @property
     def input_signature(self) -> Signatures:
+        """Signature of the (encoded) features."""
         return self._x_sig
 
     @property
     def output_signature(self) -> Signatures:
+        """Signature of the (encoded) targets, or None."""
         return self._y_sig
 
     def _partition(self, i: int, rng: np.random.Generator | None) -> tuple[Any, Any]:
@@ -244,6 +248,8 @@ class DaskDataFeeder:
         return self.errors.watch(stack_batches(self._batches(), self._y_sig is not None))
 
     def dataset(self) -> tf.data.Dataset:
+        """`(features, targets)` batches (features alone without y), one partition computed at a time."""
+
         def spec(sig: Signatures) -> Any:
             if isinstance(sig, dict):
                 return {k: tf.TensorSpec((None, None, *s.shape), s.dtype) for k, s in sig.items()}

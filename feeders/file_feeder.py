@@ -162,6 +162,7 @@ class FileDataFeeder:
 
     @property
     def finite(self) -> bool:
+        """Whether `dataset()` ends (a number of epochs) or repeats forever (`epochs=None`)."""
         return self.epochs is not None
 
     @property

@@ -237,6 +237,7 @@ class DataFeeder:
 
     @property
     def finite(self) -> bool:
+        """Whether `dataset()` ends (a number of epochs) or repeats forever (`epochs=None`)."""
         return self.epochs is not None
 
     @property

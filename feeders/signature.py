@@ -84,6 +84,7 @@ class TensorSignature:
         return tf.TensorSpec(shape, self.dtype)
 
     def describe(self) -> str:
+        """A readable form for messages, e.g. "float32 with shape (n_samples, 3)"."""
         kind = "sparse " if self.is_sparse else ""
         return f"{kind}{self.dtype.name} with shape (n_samples, {', '.join(map(str, self.shape))})".replace(
             ", )", ")"
@@ -115,10 +116,12 @@ class TensorSignature:
         return False
 
     def to_json(self) -> dict[str, Any]:
+        """`{"dtype": ..., "shape": [...], "is_sparse": ...}`, JSON-serialisable."""
         return {"dtype": self.dtype.name, "shape": list(self.shape), "is_sparse": self.is_sparse}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TensorSignature:
+        """The signature that `to_json` wrote."""
         return cls(data["dtype"], tuple(data["shape"]), bool(data.get("is_sparse", False)))
 
 

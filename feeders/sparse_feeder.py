@@ -134,10 +134,12 @@ class SparseDataFeeder:
 
     @property
     def finite(self) -> bool:
+        """Whether `dataset()` ends (a number of epochs) or repeats forever (`epochs=None`)."""
         return self.epochs is not None
 
     @property
     def state(self) -> None:
+        """None: a sparse matrix is fed by position, with no encoding to learn."""
         return None
 
     @property
