@@ -213,6 +213,8 @@ class DataFeeder:
         impute: bool | str | None = None,
         state: dict[str, Any] | None = None,
     ) -> None:
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.epochs = check_epochs(epochs)
         impute = check_impute(impute)
         fill_values = state.get("fill_values") if state_kind(state) == "numpy" else None
         if fill_values is not None or impute:
@@ -226,9 +228,7 @@ class DataFeeder:
         self.y = None if y is None else validate_targets(y)
         if self.y is not None:
             check_consistent_length(*_leaves(self.x)[:1], *_leaves(self.y))
-        self.batch_size = check_positive_int("batch_size", batch_size)
         self.shuffle = bool(shuffle)
-        self.epochs = check_epochs(epochs)
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
         self.n_samples = n_rows(self.x)
         self._tensors: tuple[Any, Any] | None = None

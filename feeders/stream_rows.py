@@ -1,10 +1,11 @@
 """Rows of a stream: packed into preallocated batch arrays, and shuffled in a bounded buffer.
 
 Both shuffles are `tf.data`'s shuffle buffer (`Dataset.shuffle(buffer_size)`), applied to rows:
-the buffer fills up first; then every row (or batch of rows) that comes in takes the place of
-as many rows drawn at random from the buffer, which go out. When the stream ends, the buffer is
-drained in random order, so every row comes out exactly once. A row travels at most
-`capacity` rows from where it came in: a larger buffer mixes more and holds more memory.
+the buffer fills up first; then for every row (or batch of k rows) that comes in, one row (k
+rows) drawn at random from the buffer goes out. When the stream ends, the buffer is
+drained in random order, so every row comes out exactly once. A row comes out at most about
+`capacity` rows ahead of where it came in (it may stay much longer): a larger buffer mixes more
+and holds more memory.
 
 A row or batch is a `(features, targets)` pair; features are an array or a dict of arrays, and
 targets the same or None.

@@ -57,11 +57,11 @@ class StreamingDataFeeder:
     """Feeds an iterator (or generator) of rows or of batches as whole `tf.data` batches.
 
     Shuffling (`shuffle=True`) is `tf.data`'s shuffle buffer applied to rows: a buffer of
-    `shuffle_buffer_size` rows fills up, then every row (or batch) that comes in takes the place of
-    rows drawn at random from it, which go out; at the end of each epoch the buffer is drained in
-    random order. So every row comes out exactly once per epoch, a row moves at most
-    `shuffle_buffer_size` rows from its place in the stream (a local shuffle, not a global one),
-    and the buffer holds that many rows in memory. A stream of batches is shuffled row by row too,
+    `shuffle_buffer_size` rows fills up, then for every row (or batch of k rows) that comes in, one
+    row (k rows) drawn at random from it goes out; at the end of each epoch the buffer is drained in
+    random order. So every row comes out exactly once per epoch, no row comes out more than about
+    `shuffle_buffer_size` rows ahead of its place in the stream (a local shuffle, not a global one;
+    a row may stay in the buffer much longer), and the buffer holds that many rows in memory. A stream of batches is shuffled row by row too,
     and keeps its batch sizes. The order depends only on `seed` and the epoch: the same seed gives
     the same batches, and each epoch of a callable source is shuffled differently.
 
