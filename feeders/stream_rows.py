@@ -152,8 +152,11 @@ def shuffle_batch_rows(batches: Iterable[_Pair], capacity: int, rng: np.random.G
         out = [a[picked] for a in store]
         # Fill the holes below the new end with the rows above it that were not picked.
         end = n - size
-        holes = picked[picked < end]
-        tail = np.setdiff1d(np.arange(end, n), picked, assume_unique=True)
+        above = picked >= end
+        holes = picked[~above]
+        kept = np.ones(size, bool)
+        kept[picked[above] - end] = False
+        tail = np.arange(end, n)[kept]
         for a in store:
             a[holes] = a[tail]
         n = end
