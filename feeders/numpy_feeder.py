@@ -157,7 +157,20 @@ def _is_clean_float_matrix(x: Any, ensure_2d: bool) -> bool:
 
 
 def validate_targets(y: Any, n_samples: int | None = None, name: str = "y") -> np.ndarray | dict[str, np.ndarray]:
-    """Check and convert targets: 1-D or N-D numeric arrays, or a dict of them."""
+    """Check and convert targets: 1-D or N-D numeric arrays, or a dict of them.
+
+    Args:
+        y: array-like of shape (n_samples,) or (n_samples, n_outputs), or a dict of them.
+        n_samples: the number of rows the features have, or None not to check it.
+        name: what to call the targets in messages.
+
+    Returns:
+        float64 converted to float32; other numeric dtypes kept.
+
+    Raises:
+        ValueError: strings or objects, a scalar, NaN, or (with `n_samples`) another number of rows:
+            "Found input variables with inconsistent numbers of samples: [100, 99]".
+    """
     _reject_tensors(y, name)
     if isinstance(y, Mapping):
         return {str(k): validate_targets(v, n_samples, name=f"{name}[{k!r}]") for k, v in y.items()}
@@ -177,6 +190,8 @@ def validate_targets(y: Any, n_samples: int | None = None, name: str = "y") -> n
     if array.ndim == 0:
         raise ValueError(f"{name} must be an array of shape (n_samples,) or (n_samples, n_outputs); got a scalar.")
     array = check_array(array, dtype="numeric", ensure_2d=False, allow_nd=True, input_name=name, estimator=None)
+    if n_samples is not None:
+        check_consistent_length(np.empty((n_samples, 0)), array)
     return _as_float32(np.ascontiguousarray(array))
 
 
