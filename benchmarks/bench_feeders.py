@@ -7,7 +7,8 @@
   pandas     1M rows, 20 float + 5 string categorical columns (10-50 categories): ``PandasFeeder`` against
              ``DataFeeder`` on the same content pre-encoded ({"numeric": (n, 20) float32, "c0".."c4": int64}).
   streaming  a generator function yielding a pre-built list of (256, 28) batches, through
-             ``StreamingDataFeeder(gen_fn, epochs=None)``, against the numpy feeder.
+             ``StreamingDataFeeder(gen_fn, epochs=None)``, against the numpy feeder; secondary: the same with
+             ``shuffle=True, seed=0`` (rows shuffled in a 1,024-row buffer, as ``fit`` feeds a stream).
   parquet    3M x 28 float32 + int64 label in 6 files; shuffled epochs through ``FileDataFeeder`` in a
              subprocess: rows/s and peak RSS growth (VmHWM, reset through /proc/self/clear_refs first).
   sparse     CSR 200,000 x 50,000 at 0.1 % density; a linear model, ``Estimator.fit(x_csr, y, steps=500,
@@ -202,6 +203,7 @@ def main() -> None:
             yield b
 
     build("streaming", lambda: StreamingDataFeeder(gen_fn, epochs=None).dataset())
+    build("streaming_shuffled", lambda: StreamingDataFeeder(gen_fn, epochs=None, shuffle=True, seed=0).dataset())
     variants = {}
     for name in ds:
         for loop in ("tf", "py") if name in ("feeder", "tf_data_full", "tf_data_10k") else ("tf",):
@@ -238,7 +240,8 @@ def main() -> None:
               "streaming_vs_numpy": med["streaming/tf"] / med["feeder/tf"]}  # fmt: skip
     extra = {"numpy_vs_tf_data_10k": med["feeder/tf"] / med["tf_data_10k/tf"],
              "numpy_vs_tf_data_python_loop": med["feeder/py"] / med["tf_data_full/py"],
-             "numpy_vs_tf_data_10k_python_loop": med["feeder/py"] / med["tf_data_10k/py"]}  # fmt: skip
+             "numpy_vs_tf_data_10k_python_loop": med["feeder/py"] / med["tf_data_10k/py"],
+             "streaming_shuffled_vs_numpy": med["streaming_shuffled/tf"] / med["feeder/tf"]}  # fmt: skip
     print(f"\n{'variant/loop':<22}{'batches/s':>11}{'rows/s':>12}{'best':>9}{'iter() ms':>11}{'build s':>9}")
     for key, v in rates.items():
         print(f"{key:<22}{v['median']:>11,.0f}{v['median'] * BATCH:>12,.0f}{v['best']:>9,.0f}"

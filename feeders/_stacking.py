@@ -1,7 +1,8 @@
 """Grouping whole batches into stacks for `Dataset.from_generator(...).unbatch()`.
 
 One generator call per stack of `STACK` batches instead of one per batch: the generator's per-call
-cost is paid once per stack (performance-facts.md §1.5). Shared by the streaming and dask feeders.
+cost is paid once per stack, so that a stream of batches feeds faster than the numpy feeder
+(docs/benchmarks.md, feeders). Shared by the streaming and dask feeders.
 """
 
 from __future__ import annotations
@@ -11,15 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from feeders.base import record_feeder_error
+from feeders.rows import n_rows
 
 STACK = 16  # batches per generator call
-
-
-def n_rows(value: Any) -> int:
-    """Rows of an array, or of the first array of a dict of arrays."""
-    leaf = next(iter(value.values())) if isinstance(value, Mapping) else value
-    return int(leaf.shape[0])
 
 
 def _stack(parts: list[Any]) -> Any:
@@ -35,8 +30,8 @@ def stack_batches(
 ) -> Iterator[Any]:
     """Stack up to `STACK` equally sized `(features, targets)` batches per yielded element.
 
-    `check(array_or_dict, "X" | "y")` runs on each stack. An error is recorded with
-    `record_feeder_error` before it propagates, so the Estimator re-raises it as itself.
+    `check(array_or_dict, "X" | "y")` runs on each stack. The caller runs the result through its
+    `FeederErrors.watch`, so that an error here is re-raised as itself.
     """
 
     def emit(group: list[tuple[Any, Any]]) -> Any:
@@ -50,18 +45,14 @@ def stack_batches(
             check(targets, "y")
         return features, targets
 
-    try:
-        group: list[tuple[Any, Any]] = []
-        for batch in batches:
-            if group and n_rows(batch[0]) != n_rows(group[0][0]):
-                yield emit(group)
-                group = []
-            group.append(batch)
-            if len(group) == STACK:
-                yield emit(group)
-                group = []
-        if group:
+    group: list[tuple[Any, Any]] = []
+    for batch in batches:
+        if group and n_rows(batch[0]) != n_rows(group[0][0]):
             yield emit(group)
-    except Exception as exc:  # surfaces as itself, not as a tf.data error (see feeders.base)
-        record_feeder_error(exc)
-        raise
+            group = []
+        group.append(batch)
+        if len(group) == STACK:
+            yield emit(group)
+            group = []
+    if group:
+        yield emit(group)

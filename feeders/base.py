@@ -1,7 +1,10 @@
 """The Feeder protocol: what every feeder gives the Estimator.
 
-A feeder turns one kind of data into a `tf.data.Dataset` of *whole batches* (never rows; see
-performance-facts.md §1.5), prefetched, plus the `TensorSignature`s of features and targets.
+A feeder turns one kind of data into a `tf.data.Dataset` of *whole batches* (never rows: a
+pipeline that batches single rows pays tf.data's per-element cost once per row), prefetched, plus
+the `TensorSignature`s of features and targets. A feeder that runs Python code inside `tf.data`
+also has an `errors` attribute (a `feeders.errors.FeederErrors`), read by
+`reraise_feeder_errors(feeder)`.
 Feeders whose encoding is learned from the training data (pandas vocabularies, say) expose it as
 `state`, a JSON-serialisable dict that the Estimator saves with the model and hands back (through
 `setup_train_data_feeder(..., state=...)` / `setup_predict_data_feeder(..., state=...)`) when it
@@ -21,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import tensorflow as tf
 
+from feeders.errors import pop_feeder_error  # noqa: F401  (temporary: removed when estimators migrate)
 from feeders.signature import Signatures
 
 __all__ = ["Feeder", "describe_state", "state_kind"]
@@ -33,12 +37,17 @@ class Feeder(Protocol):
     Attributes:
         batch_size: rows per batch (the last batch of a finite pass may be smaller).
         finite: whether `dataset()` ends (a fixed number of epochs) or repeats forever.
+
+    A feeder whose dataset runs Python code (a generator) also has `errors`, a
+    `feeders.errors.FeederErrors`; it is not part of the protocol, and `reraise_feeder_errors`
+    treats a feeder without it as one that records nothing.
     """
 
     batch_size: int
 
     @property
-    def finite(self) -> bool: ...
+    def finite(self) -> bool:
+        """Whether `dataset()` ends (a number of epochs) or repeats forever."""
 
     @property
     def input_signature(self) -> Signatures:
@@ -54,23 +63,6 @@ class Feeder(Protocol):
 
     def dataset(self) -> tf.data.Dataset:
         """`(features, targets)` batches, or features alone when there are no targets; prefetched."""
-
-
-_pending_error: list[BaseException] = []
-
-
-def record_feeder_error(exc: BaseException) -> None:
-    """Remember an error raised inside a feeder's Python generator.
-
-    `tf.data` reports such errors as an opaque `InvalidArgumentError`; the Estimator calls
-    `pop_feeder_error()` when a step fails and re-raises the original, readable error instead.
-    """
-    _pending_error[:] = [exc]
-
-
-def pop_feeder_error() -> BaseException | None:
-    """The last recorded feeder error, if any (and forget it)."""
-    return _pending_error.pop() if _pending_error else None
 
 
 def state_kind(state: dict[str, Any] | None) -> str | None:

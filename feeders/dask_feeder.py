@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from feeders._stacking import n_rows, stack_batches
-from feeders.numpy_feeder import _check_batch_size, _check_epochs
-from feeders.pandas_feeder import NUMERIC_KEY, FrameEncoding, LabelEncoding, _kind, encodings_from_state
+from feeders._stacking import stack_batches
+from feeders._validation import check_epochs, check_impute, check_positive_int
+from feeders.errors import FeederErrors
+from feeders.frame_encoding import NUMERIC_KEY, FrameEncoding, LabelEncoding, column_kind, encodings_from_state
+from feeders.rows import concat_rows, n_rows, slice_rows, take_rows
 from feeders.signature import Signatures, TensorSignature
 
 __all__ = ["DaskDataFeeder"]
@@ -60,12 +62,13 @@ class DaskDataFeeder:
         epochs: int | None = None,
         seed: int | None = None,
         state: dict[str, Any] | None = None,
-        impute: bool = False,
+        impute: bool | str | None = False,
     ) -> None:
         dask, da, dd = _dask()
-        self.batch_size = _check_batch_size(batch_size)
-        _check_epochs(epochs)
-        self.shuffle, self.epochs = bool(shuffle), epochs
+        impute = check_impute(impute) is not None
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.shuffle, self.epochs = bool(shuffle), check_epochs(epochs)
+        self.errors = FeederErrors()
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
         self.encoding: FrameEncoding | None = None
         self.label_encoding = LabelEncoding(None)
@@ -130,7 +133,7 @@ class DaskDataFeeder:
             kind = (
                 "numeric"
                 if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
-                else _kind(name, series)
+                else column_kind(name, series)
             )
             (numeric if kind == "numeric" else categorical).append(name)
         uniques = [x[c].dropna().unique() for c in categorical]
@@ -158,20 +161,24 @@ class DaskDataFeeder:
 
     @property
     def finite(self) -> bool:
+        """Whether `dataset()` ends (a number of epochs) or repeats forever (`epochs=None`)."""
         return self.epochs is not None
 
     @property
     def state(self) -> dict[str, Any] | None:
+        """The DataFrame encoding, in `PandasFeeder.state`'s format; None for a dask array."""
         if self.encoding is None:
             return None
         return {"type": "pandas", "frame": self.encoding.to_json(), "labels": self.label_encoding.to_json()}
 
     @property
     def input_signature(self) -> Signatures:
+        """Signature of the (encoded) features."""
         return self._x_sig
 
     @property
     def output_signature(self) -> Signatures:
+        """Signature of the (encoded) targets, or None."""
         return self._y_sig
 
     def _partition(self, i: int, rng: np.random.Generator | None) -> tuple[Any, Any]:
@@ -181,7 +188,10 @@ class DaskDataFeeder:
         else:
             features = np.ascontiguousarray(part, dtype=self._x_sig.dtype.as_numpy_dtype)
             if features.dtype.kind == "f" and not np.isfinite(features).all():
-                raise ValueError("Input X contains NaN or infinity.")
+                raise ValueError(
+                    f"Input X contains NaN or infinity (partition {i}). A dask array is fed as it is: fill or drop "
+                    "those rows, or pass a dask DataFrame (dd.from_dask_array(x)) with fit(..., impute='mean')."
+                )
         targets = None
         if self._y_parts is not None:
             raw = self._y_parts[i].compute()
@@ -197,7 +207,7 @@ class DaskDataFeeder:
             return None, None
         if rng is not None:
             order = rng.permutation(n_rows(features))
-            features = _take(features, order)
+            features = take_rows(features, order)
             targets = None if targets is None else targets[order]
         return features, targets
 
@@ -214,15 +224,18 @@ class DaskDataFeeder:
                     continue
                 rows += n_rows(features)
                 if carry is not None:
-                    features = _concat(carry[0], features)
+                    features = concat_rows([carry[0], features])
                     targets = None if targets is None else np.concatenate([carry[1], targets])
                     carry = None
                 n, b = n_rows(features), self.batch_size
                 full = n // b * b
                 for start in range(0, full, b):
-                    yield _slice(features, start, start + b), None if targets is None else targets[start : start + b]
+                    yield (
+                        slice_rows(features, start, start + b),
+                        None if targets is None else targets[start : start + b],
+                    )
                 if full < n:
-                    carry = (_slice(features, full, n), None if targets is None else targets[full:n])
+                    carry = (slice_rows(features, full, n), None if targets is None else targets[full:n])
             if rows == 0:  # an empty frame would otherwise loop over its empty partitions forever
                 shape = (0, *self._x_sig.shape) if isinstance(self._x_sig, TensorSignature) else (0,)
                 raise ValueError(f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is required.")
@@ -232,9 +245,11 @@ class DaskDataFeeder:
                 carry = None
 
     def _stacks(self) -> Iterator[Any]:
-        return stack_batches(self._batches(), self._y_sig is not None)
+        return self.errors.watch(stack_batches(self._batches(), self._y_sig is not None))
 
     def dataset(self) -> tf.data.Dataset:
+        """`(features, targets)` batches (features alone without y), one partition computed at a time."""
+
         def spec(sig: Signatures) -> Any:
             if isinstance(sig, dict):
                 return {k: tf.TensorSpec((None, None, *s.shape), s.dtype) for k, s in sig.items()}
@@ -257,15 +272,3 @@ def _frame_signature(encoding: FrameEncoding) -> Signatures:
     if not encoding.vocabularies:
         return sigs[NUMERIC_KEY]
     return sigs
-
-
-def _take(value: Any, order: np.ndarray) -> Any:
-    return {k: v[order] for k, v in value.items()} if isinstance(value, dict) else value[order]
-
-
-def _slice(value: Any, start: int, stop: int) -> Any:
-    return {k: v[start:stop] for k, v in value.items()} if isinstance(value, dict) else value[start:stop]
-
-
-def _concat(a: Any, b: Any) -> Any:
-    return {k: np.concatenate([a[k], b[k]]) for k in a} if isinstance(a, dict) else np.concatenate([a, b])

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from feeders._validation import check_impute
 from feeders.base import Feeder
-from feeders.numpy_feeder import DataFeeder, check_impute
+from feeders.numpy_feeder import DataFeeder
 
 __all__ = ["is_feeder", "setup_predict_data_feeder", "setup_train_data_feeder"]
 
@@ -80,7 +81,9 @@ def setup_train_data_feeder(
     Args:
         x, y: the data. For files, `y` is the name of the target column (or None).
         batch_size: rows per batch; default=32.
-        shuffle: shuffle each epoch. epochs: passes (None: forever). seed: shuffling seed.
+        shuffle: shuffle each epoch (iterators: in a buffer of 1024 rows, see `StreamingDataFeeder`).
+        epochs: passes (None: forever).
+        seed: shuffling seed.
         state: an encoding learned at fit time (`feeder.state`), applied instead of learning one.
             With files, the feature columns of a file-fitted model are read by name, in the fitted
             order; a DataFrame given to a file-fitted model is fed those columns in that order.
@@ -142,7 +145,12 @@ def setup_train_data_feeder(
 
         _no_imputation(imputing, "iterators")
         return StreamingDataFeeder(
-            x, y, batch_size=batch_size, epochs=1 if epochs is None and not callable(x) else epochs
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=1 if epochs is None and not callable(x) else epochs,
+            shuffle=shuffle,
+            seed=seed,
         )
     if y is not None and _is_stream(y):
         raise ValueError("y is an iterator but x is not; pass both as iterators, or both as arrays.")

@@ -17,9 +17,12 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
+    "Signatures",
     "TensorSignature",
+    "cast_to_signature",
     "check_signatures_compatible",
     "signature_from_json",
+    "signature_of",
     "signature_to_json",
     "signatures_from_spec",
 ]
@@ -81,6 +84,7 @@ class TensorSignature:
         return tf.TensorSpec(shape, self.dtype)
 
     def describe(self) -> str:
+        """A readable form for messages, e.g. "float32 with shape (n_samples, 3)"."""
         kind = "sparse " if self.is_sparse else ""
         return f"{kind}{self.dtype.name} with shape (n_samples, {', '.join(map(str, self.shape))})".replace(
             ", )", ")"
@@ -112,18 +116,53 @@ class TensorSignature:
         return False
 
     def to_json(self) -> dict[str, Any]:
+        """`{"dtype": ..., "shape": [...], "is_sparse": ...}`, JSON-serialisable."""
         return {"dtype": self.dtype.name, "shape": list(self.shape), "is_sparse": self.is_sparse}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TensorSignature:
+        """The signature that `to_json` wrote."""
         return cls(data["dtype"], tuple(data["shape"]), bool(data.get("is_sparse", False)))
 
 
 Signatures = TensorSignature | dict[str, TensorSignature] | None
+"""The signature of features or targets: one `TensorSignature`, a dict of them (dict inputs), or None."""
+
+
+def signature_of(value: Any) -> Signatures:
+    """The signature of a batch-major value: an array, a dict of arrays, or None.
+
+    Args:
+        value: a numpy array, scipy.sparse matrix or tensor of shape (n_samples, ...), a dict of
+            them, or None.
+
+    Returns:
+        None for None, a dict of `TensorSignature` for a dict (same keys), else one
+        `TensorSignature` (`TensorSignature.from_array`).
+
+    Example:
+        >>> signature_of({"ids": np.zeros(4, np.int64)})
+        {'ids': TensorSignature(dtype=int64, shape=(), is_sparse=False)}
+    """
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {k: TensorSignature.from_array(v) for k, v in value.items()}
+    return TensorSignature.from_array(value)
 
 
 def signatures_from_spec(spec: Any) -> Signatures:
-    """Signatures for a (possibly dict-valued) element spec of a batched dataset."""
+    """The signatures of a batched dataset's element spec (a `tf.TypeSpec`, a dict of them, or None).
+
+    Args:
+        spec: the features' (or targets') part of `dataset.element_spec`.
+
+    Returns:
+        `Signatures`, the batch dimension dropped.
+
+    Raises:
+        TypeError, ValueError: a spec that is neither a TensorSpec nor a SparseTensorSpec, or of unknown rank.
+    """
     if spec is None:
         return None
     if isinstance(spec, Mapping):
@@ -132,6 +171,10 @@ def signatures_from_spec(spec: Any) -> Signatures:
 
 
 def signature_to_json(sig: Signatures) -> Any:
+    """A JSON-serialisable form of `sig` (None, `{"dict": {key: ...}}`, or one signature's dict).
+
+    `signature_from_json` reads it back.
+    """
     if sig is None:
         return None
     if isinstance(sig, Mapping):
@@ -140,6 +183,7 @@ def signature_to_json(sig: Signatures) -> Any:
 
 
 def signature_from_json(data: Any) -> Signatures:
+    """The `Signatures` that `signature_to_json` wrote."""
     if data is None:
         return None
     if "dict" in data:
@@ -229,6 +273,14 @@ def _describe(sig: Signatures) -> str:
 
 
 def cast_to_signature(array: np.ndarray, sig: TensorSignature) -> np.ndarray:
-    """Cast a numpy array to the dtype of `sig` (after `check_signatures_compatible` allowed it)."""
+    """Cast a numpy array to the dtype of `sig`, once `check_signatures_compatible` has allowed it.
+
+    Args:
+        array: the input, of a dtype that `sig.can_cast_from` accepts.
+        sig: the signature recorded at fit time.
+
+    Returns:
+        `array` itself when its dtype already matches, else a cast copy.
+    """
     target = sig.dtype.as_numpy_dtype
     return array if array.dtype == target else array.astype(target)

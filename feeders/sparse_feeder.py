@@ -12,7 +12,6 @@ per row or per batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,8 +19,9 @@ import scipy.sparse as sp
 import tensorflow as tf
 from sklearn.utils.validation import check_array, check_consistent_length
 
-from feeders.numpy_feeder import _check_batch_size, _check_epochs, validate_targets
-from feeders.signature import Signatures, TensorSignature
+from feeders._validation import check_epochs, check_positive_int
+from feeders.numpy_feeder import validate_targets
+from feeders.signature import Signatures, TensorSignature, signature_of
 
 __all__ = ["SparseDataFeeder", "validate_sparse_features"]
 
@@ -31,7 +31,7 @@ _AUTOTUNE = tf.data.AUTOTUNE
 def validate_sparse_features(x: Any, name: str = "X") -> sp.csr_matrix | sp.csr_array:
     """Check a scipy.sparse matrix (or sparse array) and return it as canonical CSR, still sparse.
 
-    Uses scikit-learn's `check_array`, so the messages are scikit-learn's ("Input X contains NaN.",
+    Uses scikit-learn's `check_array`, so the messages are scikit-learn's ("Input X contains NaN. ...",
     "Found array with 0 sample(s) (shape=(0, 5)) while a minimum of 1 is required.",
     "Complex data not supported"). The input is never modified and never densified.
 
@@ -61,7 +61,15 @@ def validate_sparse_features(x: Any, name: str = "X") -> sp.csr_matrix | sp.csr_
             f"received {type(x).__module__}.{type(x).__qualname__}.{hint}"
         )
     original = x
-    x = check_array(x, accept_sparse=["csr"], dtype="numeric", input_name=name, estimator=None)
+    try:
+        x = check_array(x, accept_sparse=["csr"], dtype="numeric", input_name=name, estimator=None)
+    except ValueError as exc:
+        if "contains NaN" not in str(exc) and "contains infinity" not in str(exc):
+            raise
+        raise ValueError(
+            f"{exc} A scipy.sparse matrix is fed as it is (impute='mean' takes numpy arrays or DataFrames): replace "
+            f"those values in {name}.data, or drop those rows."
+        ) from None
     if (x.dtype.kind == "f" and x.dtype != np.float32) or x.dtype.kind == "b":
         x = x.astype(np.float32)  # astype copies: the caller's matrix is left alone below
     if not x.has_canonical_format:
@@ -117,20 +125,21 @@ class SparseDataFeeder:
         self.y = None if y is None else validate_targets(y)
         if self.y is not None:
             check_consistent_length(self.x, *(self.y.values() if isinstance(self.y, dict) else [self.y]))
-        self.batch_size = _check_batch_size(batch_size)
-        _check_epochs(epochs)
+        self.batch_size = check_positive_int("batch_size", batch_size)
         self.shuffle = bool(shuffle)
-        self.epochs = epochs
+        self.epochs = check_epochs(epochs)
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
         self.n_samples, self.n_features = (int(d) for d in self.x.shape)
         self._tensors: tuple[tf.Tensor, tf.Tensor, tf.Tensor] | None = None
 
     @property
     def finite(self) -> bool:
+        """Whether `dataset()` ends (a number of epochs) or repeats forever (`epochs=None`)."""
         return self.epochs is not None
 
     @property
     def state(self) -> None:
+        """None: a sparse matrix is fed by position, with no encoding to learn."""
         return None
 
     @property
@@ -141,11 +150,7 @@ class SparseDataFeeder:
     @property
     def output_signature(self) -> Signatures:
         """Signature of the targets (per key for dicts), or None."""
-        if self.y is None:
-            return None
-        if isinstance(self.y, dict):
-            return {k: TensorSignature.from_array(v) for k, v in self.y.items()}
-        return TensorSignature.from_array(self.y)
+        return signature_of(self.y)
 
     def dataset(self) -> tf.data.Dataset:
         """A `tf.data.Dataset` of `(SparseTensor, targets)` batches (or SparseTensors alone when y is None)."""
@@ -196,8 +201,3 @@ class SparseDataFeeder:
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_tensors": None}  # the TensorFlow copies are rebuilt on demand
-
-    def numpy_batches(self) -> Iterator[Any]:
-        """Ordered batches of the features as CSR row slices, without going through tf.data (for predict)."""
-        for start in range(0, self.n_samples, self.batch_size):
-            yield self.x[start : start + self.batch_size]

@@ -6,7 +6,8 @@ returns a fresh iterator (a generator function, say) to get more epochs, or endl
 
 Rows are packed into preallocated batch arrays; batches are passed through as they are. Either way
 `tf.data` sees whole batches, several stacked per Python call, so the generator's per-call cost is
-paid once per stack rather than once per row (performance-facts.md §1.5).
+paid once per stack rather than once per row. With `shuffle=True` the rows go through a seeded
+shuffle buffer first (`feeders.stream_rows`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import numpy as np
 import tensorflow as tf
 
 from feeders._stacking import stack_batches
-from feeders.numpy_feeder import _check_batch_size, _check_epochs
+from feeders._validation import check_choice, check_epochs, check_positive_int
+from feeders.errors import FeederErrors
 from feeders.signature import Signatures, TensorSignature
+from feeders.stream_rows import pack_rows, shuffle_batch_rows, shuffle_rows
 
 __all__ = ["StreamingDataFeeder"]
 
@@ -53,6 +56,15 @@ def _map(value: Any, fn: Callable[[Any, str], Any], what: str) -> Any:
 class StreamingDataFeeder:
     """Feeds an iterator (or generator) of rows or of batches as whole `tf.data` batches.
 
+    Shuffling (`shuffle=True`) is `tf.data`'s shuffle buffer applied to rows: a buffer of
+    `shuffle_buffer_size` rows fills up, then for every row (or batch of k rows) that comes in, one
+    row (k rows) drawn at random from it goes out; at the end of each epoch the buffer is drained in
+    random order. So every row comes out exactly once per epoch, no row comes out more than about
+    `shuffle_buffer_size` rows ahead of its place in the stream (a local shuffle, not a global one;
+    a row may stay in the buffer much longer), and the buffer holds that many rows in memory. A stream of batches is shuffled row by row too,
+    and keeps its batch sizes. The order depends only on `seed` and the epoch: the same seed gives
+    the same batches, and each epoch of a callable source is shuffled differently.
+
     Args:
         x: an iterator/generator, or a callable returning one. Its elements are rows (1-D arrays or
             scalars, or dicts of them), batches (2-D+ arrays or dicts of them), or `(features, targets)`
@@ -61,6 +73,9 @@ class StreamingDataFeeder:
         batch_size: rows per batch when packing rows. default=32.
         epochs: passes; 1 for a one-shot iterator; None with a callable repeats forever. default=1.
         kind: "rows", "batches", or "auto" (2-D+ elements are batches). default="auto".
+        shuffle: shuffle rows in a buffer (see above); False feeds them in stream order. default=False.
+        seed: seed of the shuffle; default=None (a random one).
+        shuffle_buffer_size: rows the shuffle buffer holds. default=1024.
 
     Example:
         >>> rows = ((np.ones(3), 1) for _ in range(100))
@@ -78,13 +93,14 @@ class StreamingDataFeeder:
         kind: str = "auto",
         shuffle: bool = False,
         seed: int | None = None,
+        shuffle_buffer_size: int = 1024,
     ) -> None:
-        del shuffle, seed  # a stream is read in its own order; shuffle upstream or use a file/array feeder
-        if kind not in ("auto", "rows", "batches"):
-            raise ValueError(
-                f"Invalid value for argument `kind`. Received: kind={kind!r}. Expected 'auto', 'rows' or 'batches'."
-            )
-        self.batch_size = _check_batch_size(batch_size)
+        check_choice("kind", kind, ("auto", "rows", "batches"))
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.shuffle = bool(shuffle)
+        self.shuffle_buffer_size = check_positive_int("shuffle_buffer_size", shuffle_buffer_size)
+        self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
+        self.errors = FeederErrors()
         self._factory: Callable[[], Iterator[Any]] | None = None
         if callable(x) and not hasattr(x, "__next__"):
             self._factory = x
@@ -103,12 +119,11 @@ class StreamingDataFeeder:
             if self._factory is not None:
                 raise ValueError("With a callable x, yield (features, targets) pairs from it instead of passing y.")
             source = _aligned(source, iter(y))
-        _check_epochs(epochs)
+        self.epochs = check_epochs(epochs)
         if self._factory is None and epochs not in (None, 1):
             raise ValueError(
                 f"epochs={epochs} needs a callable that returns a fresh iterator each epoch; an iterator can be read only once."
             )
-        self.epochs = epochs
         self._paired = y is not None
         try:
             first = next(source)
@@ -116,7 +131,8 @@ class StreamingDataFeeder:
             raise ValueError(
                 "The iterator is empty: Found array with 0 sample(s) while a minimum of 1 is required."
             ) from None
-        self._first, self._source = first, source
+        self._first: list[Any] = [first]  # the peeked element, until the first pass takes it back
+        self._source = source
         features, targets = self._split(first)
         features = _map(features, _as_array, "X")
         targets = None if targets is None else _map(targets, _as_array, "y")
@@ -138,58 +154,77 @@ class StreamingDataFeeder:
 
     @property
     def finite(self) -> bool:
+        """False only for a callable source with `epochs=None`."""
         return not (self._factory is not None and self.epochs is None)
 
     @property
     def state(self) -> None:
+        """None: a stream has no encoding to learn."""
         return None
 
     @property
     def input_signature(self) -> Signatures:
+        """Signature of the features of one row (per key for dicts)."""
         return self._x_sig
 
     @property
     def output_signature(self) -> Signatures:
+        """Signature of the targets of one row, or None."""
         return self._y_sig
 
-    def _elements(self) -> Iterator[Any]:
-        """Every element of every epoch (the peeked one first)."""
-        yield from itertools.chain([self._first], self._source)
-        epoch = 1
-        while self._factory is not None and (self.epochs is None or epoch < self.epochs):
-            epoch += 1
-            source = iter(self._factory())
-            yield from source
+    def _epochs(self) -> Iterator[tuple[int, Iterator[Any]]]:
+        """`(epoch, elements)` for each epoch of this pass over the data.
+
+        The first pass starts with the element peeked at construction. A callable source is called
+        for every other epoch (and every epoch of a later pass); a one-shot iterator has one epoch,
+        which a later pass continues where the last one stopped.
+        """
+        n_epochs = 1 if self._factory is None else self.epochs
+        for epoch in itertools.count() if n_epochs is None else range(n_epochs):
+            if self._first:
+                yield epoch, itertools.chain([self._first.pop()], self._source)
+            elif self._factory is not None:
+                yield epoch, _nonempty(iter(self._factory()), epoch)
+            else:
+                yield epoch, self._source
+
+    def _rng(self, epoch: int) -> np.random.Generator:
+        return np.random.default_rng((self.seed, epoch))
 
     def _batches(self) -> Iterator[tuple[Any, Any]]:
-        if self.kind == "batches":
-            for i, element in enumerate(self._elements()):
-                features, targets = self._split(element)
-                features = _map(features, _as_array, "X")
-                targets = None if targets is None else _map(targets, _as_array, "y")
-                _check_batch_rows(features, targets, i)
-                yield features, targets
+        if self.kind == "rows":
+            yield from pack_rows(self._rows(), self._x_sig, self._y_sig, self.batch_size)
             return
-        buf_x = _alloc(self._x_sig, self.batch_size)
-        buf_y = None if self._y_sig is None else _alloc(self._y_sig, self.batch_size)
-        i = 0
-        for element in self._elements():
-            features, targets = self._split(element)
-            _put(buf_x, i, features)
-            if buf_y is not None:
-                _put(buf_y, i, targets)
-            i += 1
-            if i == self.batch_size:
-                yield _copy(buf_x), None if buf_y is None else _copy(buf_y)
-                i = 0
-        if i:
-            yield _head(buf_x, i), None if buf_y is None else _head(buf_y, i)
+        count = itertools.count()
+        for epoch, elements in self._epochs():
+            batches = (self._checked_batch(element, next(count)) for element in elements)
+            if self.shuffle:
+                batches = shuffle_batch_rows(batches, self.shuffle_buffer_size, self._rng(epoch))
+            yield from batches
+
+    def _rows(self) -> Iterator[tuple[Any, Any]]:
+        """Every `(features, targets)` row of every epoch (batches are packed across epochs)."""
+        for epoch, elements in self._epochs():
+            rows = map(self._split, elements)
+            if self.shuffle:
+                rows = shuffle_rows(rows, self.shuffle_buffer_size, self._rng(epoch), self._x_sig, self._y_sig)
+            yield from rows
+
+    def _checked_batch(self, element: Any, index: int) -> tuple[Any, Any]:
+        features, targets = self._split(element)
+        features = _map(features, _as_array, "X")
+        targets = None if targets is None else _map(targets, _as_array, "y")
+        _check_batch_rows(features, targets, index)
+        return features, targets
 
     def _stacks(self) -> Iterator[Any]:
-        return stack_batches(self._batches(), self._has_targets, check=_check_finite)
+        return self.errors.watch(stack_batches(self._batches(), self._has_targets, check=_check_finite))
 
     def dataset(self) -> tf.data.Dataset:
-        """Batches in stream order. A one-shot iterator's dataset can be iterated once."""
+        """Batches in stream order (shuffled in the buffer with `shuffle=True`).
+
+        A one-shot iterator's dataset can be iterated once; a callable's, any number of times.
+        """
 
         def spec(sig: Signatures) -> Any:
             return _map(sig, lambda s, _: tf.TensorSpec((None, None, *s.shape), s.dtype), "X")
@@ -197,6 +232,19 @@ class StreamingDataFeeder:
         signature = (spec(self._x_sig), spec(self._y_sig)) if self._has_targets else spec(self._x_sig)
         ds = tf.data.Dataset.from_generator(self._stacks, output_signature=signature)
         return ds.unbatch().prefetch(tf.data.AUTOTUNE)
+
+
+def _nonempty(elements: Iterator[Any], epoch: int) -> Iterator[Any]:
+    """`elements`, or a `ValueError` when the callable returned an empty iterator (which would loop forever)."""
+    empty = True
+    for element in elements:
+        empty = False
+        yield element
+    if empty:
+        raise ValueError(
+            f"x() returned an empty iterator for epoch {epoch}: Found array with 0 sample(s) while a minimum of 1 "
+            "is required. A callable source must return a fresh, non-empty iterator every time it is called."
+        )
 
 
 def _call_factory(factory: Callable[[], Any]) -> Iterator[Any]:
@@ -259,34 +307,12 @@ def _check_batch_rows(features: Any, targets: Any, index: int) -> None:
         )
 
 
-def _alloc(sig: Signatures, n: int) -> Any:
-    return _map(sig, lambda s, _: np.empty((n, *s.shape), dtype=s.dtype.as_numpy_dtype), "X")
-
-
-def _put(buf: Any, i: int, value: Any) -> None:
-    if isinstance(buf, Mapping):
-        for k, v in buf.items():
-            v[i] = value[k]
-    else:
-        try:
-            buf[i] = value
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"Row {i} of a batch does not match the first row's shape {buf.shape[1:]}: {exc}"
-            ) from None
-
-
-def _copy(buf: Any) -> Any:
-    return {k: v.copy() for k, v in buf.items()} if isinstance(buf, Mapping) else buf.copy()
-
-
-def _head(buf: Any, n: int) -> Any:
-    return {k: v[:n].copy() for k, v in buf.items()} if isinstance(buf, Mapping) else buf[:n].copy()
-
-
 def _check_finite(value: Any, what: str) -> None:
     for key, array in value.items() if isinstance(value, Mapping) else [(None, value)]:
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             name = what if key is None else f"{what}[{key!r}]"
             kind = "NaN" if np.isnan(array).any() else "infinity or a value too large"
-            raise ValueError(f"Input {name} contains {kind}.")
+            raise ValueError(
+                f"Input {name} contains {kind}. A stream is fed as it comes (impute='mean' takes numpy arrays or "
+                "DataFrames): fill or drop those rows in the stream, or fit on arrays with fit(..., impute='mean')."
+            )

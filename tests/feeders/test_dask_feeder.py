@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from estimators import Estimator, RunConfig
-from feeders import PandasFeeder, setup_train_data_feeder
+from feeders import PandasFeeder, reraising_iterator, setup_train_data_feeder
 from feeders.dask_feeder import DaskDataFeeder
 from tests.feeders.test_pandas_feeder import _wide_fn
 from tests.helpers import linear_fn
@@ -131,3 +131,10 @@ def test_x_and_y_with_as_many_partitions_but_other_row_counts_are_an_error_namin
 def test_impute_with_a_dask_array_is_an_error_rather_than_ignored():
     with pytest.raises(ValueError, match="impute is supported for dask DataFrames, not dask arrays"):
         DaskDataFeeder(da.zeros((4, 2), chunks=2), None, impute=True)
+
+
+def test_nan_in_a_dask_array_is_an_error_naming_the_partition_and_the_fix():
+    x = da.from_array(np.array([[1.0, 2.0], [3.0, 4.0], [np.nan, 5.0], [6.0, 7.0]]), chunks=2)
+    feeder = DaskDataFeeder(x, None, batch_size=2, shuffle=False, epochs=1)
+    with pytest.raises(ValueError, match=r"^Input X contains NaN or infinity \(partition 1\)\..*impute='mean'"):
+        list(reraising_iterator(feeder.dataset(), feeder))

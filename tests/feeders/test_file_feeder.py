@@ -14,8 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
-from feeders.base import pop_feeder_error
-from feeders.file_feeder import FileDataFeeder
+from feeders import FileDataFeeder, reraising_iterator
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -216,18 +215,21 @@ def test_a_nan_in_a_feature_is_an_error_naming_the_column(tmp_path):
     b[57] = np.nan
     pq.write_table(table.set_column(1, "b", pa.array(b)), tmp_path / "d.parquet")
     feeder = FileDataFeeder(str(tmp_path / "d.parquet"), target_column="label", shuffle=False, epochs=1)
-    with pytest.raises(ValueError, match="Input column 'b' contains NaN"):
-        list(feeder.numpy_batches())
     with pytest.raises(tf.errors.InvalidArgumentError, match="Input column 'b' contains NaN"):
         list(feeder.dataset())
-    assert "'b' contains NaN" in str(pop_feeder_error())  # what the Estimator re-raises
+    assert "'b' contains NaN" in str(feeder.errors.pop())  # what reraise_feeder_errors(feeder) re-raises
+    with pytest.raises(
+        ValueError, match=r"Input column 'b' contains NaN.*pass fit\(df, \.\.\., impute='mean'\)"
+    ) as raised:
+        list(reraising_iterator(feeder.dataset(), feeder))
+    assert not isinstance(raised.value, tf.errors.OpError)
 
 
 def test_a_missing_value_in_a_csv_feature_is_an_error_naming_the_column(tmp_path):
     (tmp_path / "d.csv").write_text("a,b,label\n1,2,0\n3,,1\n")
     feeder = FileDataFeeder(str(tmp_path / "d.csv"), target_column="label", shuffle=False, epochs=1)
     with pytest.raises(ValueError, match="Input column 'b' contains missing values"):
-        list(feeder.numpy_batches())
+        list(reraising_iterator(feeder.dataset(), feeder))
 
 
 @pytest.mark.parametrize("batch_size", [0, -3, 2.5, True])

@@ -67,7 +67,9 @@ def test_nan_in_features_is_an_error_naming_the_columns_and_how_to_impute():
     x = np.zeros((4, 5))
     x[1, 2] = x[3, 4] = np.nan
     with pytest.raises(
-        ValueError, match=r"^Input X contains NaN in column\(s\) \[2, 4\]\. Impute them .*impute='mean'"
+        ValueError,
+        match=r"^Input X contains NaN in column\(s\) \[2, 4\]\. Pass fit\(\.\.\., impute='mean'\) to fill them "
+        r"with training means \(DataFeeder\(\.\.\., impute='mean'\) when feeding directly\), or drop those rows\.$",
     ):
         DataFeeder(x, np.zeros(4))
 
@@ -108,3 +110,13 @@ def test_imputation_values_for_another_row_shape_are_an_error():
     state = DataFeeder(np.array([[1.0, np.nan]]), impute="mean").state
     with pytest.raises(ValueError, match=r"rows of shape \(3,\), but the imputation values .* shape \(2,\)"):
         DataFeeder(np.array([[1.0, np.nan, 2.0]]), state=state)
+
+
+def test_validate_targets_checks_the_number_of_rows_against_the_features():
+    from feeders import validate_targets
+
+    assert validate_targets(np.zeros(4), n_samples=4).shape == (4,)
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[4, 3\]"):
+        validate_targets(np.zeros(3), n_samples=4)
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[4, 3\]"):
+        validate_targets({"a": np.zeros(4), "b": np.zeros(3)}, n_samples=4)

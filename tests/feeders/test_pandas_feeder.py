@@ -68,8 +68,17 @@ def test_a_missing_column_at_predict_is_named():
         (pd.DataFrame({"t": pd.date_range("2024-01-01", periods=3)}), r"Column 't' holds dates.*dt.dayofweek"),
         (pd.DataFrame({"m": pd.Series([1, "a", 2.5], dtype=object)}), r"Column 'm' has dtype object and mixes types"),
         (pd.DataFrame({"r": pd.Series([[1, 2], [3], [4, 5, 6]], dtype=object)}), r"Column 'r' holds sequences"),
-        (pd.DataFrame({"x": [1.0, np.nan, 3.0]}), r"Input X contains NaN in column 'x'.*impute=True"),
-        (pd.DataFrame({"c": ["a", None, "b"]}), r"Input X contains NaN in column 'c'"),
+        (
+            pd.DataFrame({"x": [1.0, np.nan, 3.0]}),
+            r"^Input X contains NaN in column 'x' \(1 row\(s\)\)\. Pass fit\(\.\.\., impute='mean'\) to fill them with "
+            r"the training mean \(PandasFeeder\(\.\.\., impute=True\) when feeding directly\), or drop those rows\.$",
+        ),
+        (
+            pd.DataFrame({"c": ["a", None, "b"]}),
+            r"^Input X contains NaN in column 'c' \(1 row\(s\)\)\. Pass fit\(\.\.\., impute='mean'\) to send missing "
+            r"categories to the out-of-vocabulary id",
+        ),
+        (pd.DataFrame({"x": [1.0, np.inf, 3.0]}), r"^Input X contains infinity in column 'x' \(1 row\(s\)\)"),
         (pd.DataFrame({"x": [1.0, 2.0]}).iloc[:0], r"Found array with 0 sample\(s\)"),
         (pd.DataFrame(index=range(3)), r"0 feature\(s\)"),
         (

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from estimators import Estimator, RunConfig
-from feeders import StreamingDataFeeder, setup_train_data_feeder
+from feeders import StreamingDataFeeder, reraising_iterator, setup_train_data_feeder
 from tests.helpers import linear_fn
 
 
@@ -75,7 +75,7 @@ def test_nan_in_a_later_row_surfaces_as_a_clear_error_during_training(tmp_path):
             yield np.array([1.0, np.nan if i == 150 else 2.0, 3.0]), float(i % 3)
 
     est = Estimator(linear_fn, model_dir=str(tmp_path / "m"), config=RunConfig(log_step_count_steps=0))
-    with pytest.raises(ValueError, match="Input X contains NaN"):
+    with pytest.raises(ValueError, match=r"^Input X contains NaN\. .*fill or drop those rows in the stream"):
         est.fit(rows(), steps=100, batch_size=16)
 
 
@@ -147,3 +147,123 @@ def test_a_lambda_returning_a_generator_is_a_stream_for_setup_and_the_estimator(
     est = Estimator(linear_fn, model_dir=str(tmp_path / "m"), config=RunConfig(log_step_count_steps=0))
     est.fit(rows, steps=10, batch_size=16)  # a factory: epochs repeat, so 10 steps over 4 batches an epoch
     assert est.get_variable_value("global_step") == 10
+
+
+def _row_ids(feeder) -> np.ndarray:
+    """The first feature of every row fed, in order (each row's id)."""
+    return np.concatenate([(x[0] if isinstance(x, tuple) else x).numpy()[:, 0] for x in feeder.dataset()])
+
+
+def _numbered_rows(n: int = 300):
+    """A factory of rows whose features are (i, -i) and whose target is i."""
+    return lambda: ((np.array([i, -i], np.float32), i) for i in range(n))
+
+
+def _numbered_batches(n: int = 300, size: int = 25):
+    """The rows of `_numbered_rows`, in batches of `size`."""
+    return lambda: (
+        (np.stack([np.arange(s, s + size), -np.arange(s, s + size)], 1), np.arange(s, s + size))
+        for s in range(0, n, size)
+    )
+
+
+@pytest.mark.parametrize("source", [_numbered_rows(), _numbered_batches()], ids=["rows", "batches"])
+def test_the_same_seed_gives_the_same_order_and_another_seed_another(source):
+    def feed(seed):
+        return _row_ids(StreamingDataFeeder(source, batch_size=20, shuffle=True, seed=seed, shuffle_buffer_size=64))
+
+    np.testing.assert_array_equal(feed(1), feed(1))
+    assert not np.array_equal(feed(1), feed(2))
+    assert not np.array_equal(feed(1), np.arange(300))
+
+
+@pytest.mark.parametrize("source", [_numbered_rows(), _numbered_batches()], ids=["rows", "batches"])
+def test_every_row_comes_once_per_epoch_and_each_epoch_is_shuffled_differently(source):
+    feeder = StreamingDataFeeder(source, batch_size=20, epochs=3, shuffle=True, seed=0, shuffle_buffer_size=64)
+    epochs = _row_ids(feeder).reshape(3, 300)
+    for epoch in epochs:
+        np.testing.assert_array_equal(np.sort(epoch), np.arange(300))
+    assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
+    np.testing.assert_array_equal(_row_ids(feeder).reshape(3, 300), epochs)  # a second pass: the same epochs
+
+
+@pytest.mark.parametrize("source", [_numbered_rows(), _numbered_batches()], ids=["rows", "batches"])
+def test_targets_stay_with_their_rows_when_shuffled(source):
+    feeder = StreamingDataFeeder(source, batch_size=20, shuffle=True, seed=3, shuffle_buffer_size=50)
+    for x, y in feeder.dataset():
+        np.testing.assert_array_equal(x.numpy()[:, 0], y.numpy())
+        np.testing.assert_array_equal(x.numpy()[:, 1], -y.numpy())
+
+
+def test_a_row_moves_at_most_the_buffer_size_from_its_place():
+    ids = _row_ids(StreamingDataFeeder(_numbered_rows(), shuffle=True, seed=0, shuffle_buffer_size=16))
+    assert np.all(ids - np.arange(300) <= 16)  # a row leaves the buffer no earlier than 16 rows ahead of its turn
+
+
+def test_without_shuffle_the_stream_order_is_kept():
+    for source in (_numbered_rows(), _numbered_batches()):
+        np.testing.assert_array_equal(_row_ids(StreamingDataFeeder(source, batch_size=20, seed=0)), np.arange(300))
+
+
+def test_shuffled_batches_keep_their_sizes():
+    sizes = [10, 30, 5, 30, 30, 7]
+
+    def batches():
+        start = 0
+        for size in sizes:
+            yield np.arange(start, start + size, dtype=np.float32)[:, None], np.zeros(size)
+            start += size
+
+    feeder = StreamingDataFeeder(batches, shuffle=True, seed=0, shuffle_buffer_size=20)
+    assert [int(x.shape[0]) for x, _ in feeder.dataset()] == sizes
+    np.testing.assert_array_equal(np.sort(_row_ids(feeder)), np.arange(sum(sizes)))
+
+
+def test_dict_rows_are_shuffled_with_their_keys_together():
+    rows = lambda: ({"a": np.float32(i), "b": np.full(2, i, np.float32)} for i in range(100))  # noqa: E731
+    feeder = StreamingDataFeeder(rows, batch_size=10, shuffle=True, seed=0, shuffle_buffer_size=30)
+    batches = list(feeder.dataset())
+    a = np.concatenate([b["a"].numpy() for b in batches])
+    np.testing.assert_array_equal(np.sort(a), np.arange(100))
+    assert not np.array_equal(a, np.arange(100))
+    for b in batches:
+        np.testing.assert_array_equal(b["b"].numpy(), np.repeat(b["a"].numpy()[:, None], 2, 1))
+
+
+def test_a_generator_reusing_one_array_for_every_row_is_shuffled_correctly():
+    def rows():
+        buf = np.empty(2, np.float32)
+        for i in range(100):
+            buf[:] = (i, -i)
+            yield buf
+
+    ids = _row_ids(StreamingDataFeeder(rows, batch_size=10, shuffle=True, seed=0, shuffle_buffer_size=30))
+    np.testing.assert_array_equal(np.sort(ids), np.arange(100))
+
+
+def test_setup_passes_shuffle_and_seed_to_the_streaming_feeder():
+    feeder = setup_train_data_feeder(_numbered_rows(), None, batch_size=20, shuffle=True, epochs=1, seed=5)
+    assert feeder.shuffle and feeder.seed == 5
+    expected = StreamingDataFeeder(_numbered_rows(), batch_size=20, shuffle=True, seed=5)
+    np.testing.assert_array_equal(_row_ids(feeder), _row_ids(expected))
+    assert not setup_train_data_feeder(_numbered_rows(), None, shuffle=False).shuffle
+
+
+def test_a_row_of_another_shape_is_an_error_not_a_silent_broadcast():
+    feeder = StreamingDataFeeder(iter([np.ones(3), np.ones(3), np.ones(1)]))
+    with pytest.raises(
+        ValueError, match=r"A row of X in the stream has shape \(1,\), but the first row had shape \(3,\)"
+    ):
+        list(reraising_iterator(feeder.dataset(), feeder))
+
+
+def test_a_callable_returning_an_empty_iterator_for_a_later_epoch_is_an_error_not_an_endless_loop():
+    calls = []
+
+    def source():
+        calls.append(1)
+        return iter([np.ones(2)] * (4 if len(calls) == 1 else 0))
+
+    feeder = StreamingDataFeeder(source, epochs=None)
+    with pytest.raises(ValueError, match="x\\(\\) returned an empty iterator for epoch 1"):
+        list(reraising_iterator(feeder.dataset(), feeder))
