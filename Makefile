@@ -29,14 +29,16 @@ format: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-## bench: the performance comparisons of docs/benchmarks.md
+## bench: every performance comparison of docs/benchmarks.md (about 20 minutes on 2 cores);
+## `make bench BENCH_ARGS=--quick` is a smoke run of each
+BENCHES := $(sort $(wildcard benchmarks/bench_*.py))
 bench: $(STAMP)
-	$(PY) benchmarks/bench_estimator.py
+	@set -e; for b in $(BENCHES); do echo "== $$b"; $(PY) $$b $(BENCH_ARGS); done
 
 ## lock: re-resolve constraints.txt from pyproject.toml (keep the header's reasons up to date)
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet -e ".[flows,dask,dev]" "prefect==3.8.8" "mlflow==3.17.2" "fastapi==0.154.0" "sqlalchemy==2.0.58"
+	.lock-venv/bin/pip install --quiet -e ".[flows,dask,dev]" "prefect==3.8.8" "mlflow==3.17.2" "fastapi==0.150.0" "sqlalchemy==2.0.58"
 	{ sed -n '/^#/p' constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | sort -f; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf .lock-venv
 

@@ -5,7 +5,7 @@ time it is called. Each call runs inside `tf.variable_creator_scope(store.creato
 returns a cached variable keyed by a stable name (the layer scope with Keras' global counters
 removed, then made unique within the call, like TF1's `dense`, `dense_1`, ...). Variables are
 created eagerly under `tf.init_scope()` the first time a trace reaches them, so they are shared by
-the train, eval and infer functions and tracked for checkpoints (verified-on-this-stack.md §1).
+the train, eval and infer functions and tracked for checkpoints (repeated calls gave identical losses).
 
 The current call's context (mode, the store, the estimator's global step) is found by
 `optimize_loss` and `get_global_step` through a graph attribute, so it also works in the replica
@@ -21,7 +21,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import keras
 import tensorflow as tf
+
+import feeders
 
 __all__ = ["ModelContext", "VariableStore", "current_context", "get_global_step"]
 
@@ -158,8 +161,8 @@ def clean_errors() -> Iterator[None]:
 
 # Frames in these directories are library code; the last frame outside them raised a user's error.
 _LIBRARY_DIRS = tuple(
-    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-    for m in (tf, __import__("keras"), __import__("estimators"), __import__("feeders"))
+    os.path.dirname(os.path.abspath(path)) + os.sep
+    for path in (tf.__file__, keras.__file__, __file__, feeders.__file__)
 )
 
 
@@ -175,10 +178,10 @@ def _user_error(exc: Exception) -> Exception | None:
         return None
     frame = user[-1]
     base = next((c for c in type(exc).__mro__ if c.__module__ == "builtins"), Exception)
-    message = (
-        f'File "{frame.filename}", line {frame.lineno}, in {frame.function_name}\n    {(frame.code or "").strip()}\n'
-        f"{base.__name__}: {meta.cause_message}"
-    )
+    cause = str(meta.cause_message)
+    if not cause.startswith(f"{base.__name__}:"):
+        cause = f"{base.__name__}: {cause}"
+    message = f'File "{frame.filename}", line {frame.lineno}, in {frame.function_name}\n    {(frame.code or "").strip()}\n{cause}'
     try:
         return type(base.__name__, (_PlainMessage, base), {"__module__": "builtins"})(message)
     except TypeError:

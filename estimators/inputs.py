@@ -202,7 +202,7 @@ class Inputs:
         features = validate_features(x)
         if batch_size is not None and batch_size < n_rows(features):
             return None
-        targets = None if y is None else validate_y(y, n_rows(features))
+        targets = None if y is None else validate_targets(y, n_samples=n_rows(features))
         self.meta.record(signature_of(features), signature_of(targets), "fit")
         return self.meta.cast_inputs(features, targets)
 
@@ -275,16 +275,6 @@ def arrays_key(x: Any, y: Any) -> tuple[Any, ...] | None:
         (a.dtype.str, a.shape, hashlib.sha1(memoryview(a).cast("B"), usedforsecurity=False).digest()) for a in leaves
     )
     return (*layout, *digests)
-
-
-def validate_y(y: Any, n: int) -> Any:
-    """Targets checked as the feeders check them, and their length against the n feature rows."""
-    from sklearn.utils.validation import check_consistent_length
-
-    targets = validate_targets(y)
-    leaves = list(targets.values()) if isinstance(targets, Mapping) else [targets]
-    check_consistent_length(np.empty((n, 0)), *leaves)
-    return targets
 
 
 def select_outputs(predictions: Any, outputs: list[str] | None) -> Any:

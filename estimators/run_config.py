@@ -104,7 +104,8 @@ class RunConfig(ClusterConfig):
         save_summary_steps: write TensorBoard scalars every this many steps. default=100.
         log_step_count_steps: log loss and steps/s every this many steps. default=100.
         steps_per_execution: training steps run per compiled call; the main speed lever on CPU
-            (performance-facts.md §1.3). Monitors still see every step they ask for. default=32.
+            (one step per call costs about twice as much: docs/benchmarks.md). Monitors still see every
+            step they ask for. default=32.
         train_distribute: a `tf.distribute.Strategy` for training, or None. default=None.
         eval_distribute: accepted for tf.estimator compatibility. Evaluation and prediction run
             under the strategy the variables were created in (`train_distribute`, or the default

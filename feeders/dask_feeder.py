@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from feeders._stacking import stack_batches
 from feeders._validation import check_epochs, check_impute, check_positive_int
+from feeders.base import prefetched
 from feeders.errors import FeederErrors
 from feeders.frame_encoding import NUMERIC_KEY, FrameEncoding, LabelEncoding, column_kind, encodings_from_state
 from feeders.rows import concat_rows, n_rows, slice_rows, take_rows
@@ -256,11 +257,7 @@ class DaskDataFeeder:
             return tf.TensorSpec((None, None, *sig.shape), sig.dtype)
 
         signature = (spec(self._x_sig), spec(self._y_sig)) if self._y_sig is not None else spec(self._x_sig)
-        return (
-            tf.data.Dataset.from_generator(self._stacks, output_signature=signature)
-            .unbatch()
-            .prefetch(tf.data.AUTOTUNE)
-        )
+        return prefetched(tf.data.Dataset.from_generator(self._stacks, output_signature=signature).unbatch())
 
 
 def _frame_signature(encoding: FrameEncoding) -> Signatures:

@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -50,9 +49,7 @@ class FeederErrors:
 
     def record(self, exc: BaseException) -> None:
         """Keep `exc` (replacing any earlier one) until `pop` is called."""
-        global _last_recorder
         self._error = exc
-        _last_recorder = weakref.ref(self)  # temporary: removed when estimators migrate (see pop_feeder_error)
 
     def pop(self) -> BaseException | None:
         """The recorded exception, or None; forgets it."""
@@ -129,18 +126,3 @@ def reraising_iterator(dataset: tf.data.Dataset, feeder: Any) -> Iterator[Any]:
             except StopIteration:
                 return
         yield element
-
-
-# Temporary: removed when estimators migrate to reraise_feeder_errors(feeder). The FeederErrors that
-# recorded last, for the deprecated feeders.base.pop_feeder_error(); nothing else reads it.
-_last_recorder: weakref.ref[FeederErrors] | None = None
-
-
-def pop_feeder_error() -> BaseException | None:
-    """Deprecated: use `reraise_feeder_errors(feeder)`. The error the most recently failing feeder
-    recorded, if any (and forget it).
-
-    Temporary: removed when estimators migrate.
-    """
-    recorder = None if _last_recorder is None else _last_recorder()
-    return None if recorder is None else recorder.pop()

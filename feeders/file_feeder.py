@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 from feeders._validation import check_choice, check_epochs, check_positive_int, check_positive_number
+from feeders.base import prefetched
 from feeders.errors import FeederErrors
 from feeders.file_blocks import Block, restack, windowed_shuffle
 from feeders.file_columns import columns_from_state, resolve_columns, target_dtype
@@ -194,8 +195,7 @@ class FileDataFeeder:
         elif self.n_samples is not None:
             n_batches = -(-self.epochs * self.n_samples // self.batch_size)
             dataset = dataset.apply(tf.data.experimental.assert_cardinality(n_batches))
-        prefetch = self.read_plan.prefetch_batches
-        return dataset.prefetch(tf.data.AUTOTUNE if prefetch is None else prefetch)
+        return prefetched(dataset, self.read_plan.prefetch_batches)
 
     def _stacks(self) -> Iterator[Any]:
         """Whole batches, several per call: x of shape (k, batch, n_features), y of shape (k, batch)."""

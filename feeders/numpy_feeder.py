@@ -17,8 +17,8 @@ import tensorflow as tf
 from sklearn.utils.validation import check_array, check_consistent_length
 
 from feeders._validation import check_epochs, check_impute, check_positive_int
-from feeders.base import state_kind
-from feeders.rows import n_rows, slice_rows
+from feeders.base import prefetched, state_kind
+from feeders.rows import n_rows
 from feeders.signature import Signatures, signature_of
 
 __all__ = ["DataFeeder", "validate_features", "validate_targets"]
@@ -315,7 +315,7 @@ class DataFeeder:
         else:
             starts = tf.data.Dataset.range(0, n, batch).map(lambda s: tf.range(s, tf.minimum(s + batch, n)))
             indices = starts.repeat(self.epochs) if self.epochs else starts.repeat()
-        return indices.map(gather, num_parallel_calls=_AUTOTUNE, deterministic=True).prefetch(_AUTOTUNE)
+        return prefetched(indices.map(gather, num_parallel_calls=_AUTOTUNE, deterministic=True))
 
     def _device_arrays(self) -> tuple[Any, Any]:
         """The arrays as (non-trainable) variables, made once per feeder.
@@ -371,8 +371,3 @@ def _leaves(value: Any) -> list[np.ndarray]:
     if isinstance(value, Mapping):
         return list(value.values())
     return [value]
-
-
-# Temporary: the names estimators imports today; removed when estimators use feeders.signature_of / slice_rows.
-_signature = signature_of
-_slice = slice_rows

@@ -18,8 +18,7 @@ from feeders.frame_encoding import FrameEncoding, LabelEncoding, as_frame, encod
 from feeders.numpy_feeder import DataFeeder
 from feeders.signature import Signatures
 
-# FrameEncoding and LabelEncoding are re-exported: estimators imports them from here (until it uses `feeders`).
-__all__ = ["FrameEncoding", "LabelEncoding", "PandasFeeder", "as_frame", "is_pandas"]
+__all__ = ["PandasFeeder", "is_pandas"]
 
 
 def is_pandas(x: Any) -> bool:

@@ -20,6 +20,7 @@ import tensorflow as tf
 from sklearn.utils.validation import check_array, check_consistent_length
 
 from feeders._validation import check_epochs, check_positive_int
+from feeders.base import prefetched
 from feeders.numpy_feeder import validate_targets
 from feeders.signature import Signatures, TensorSignature, signature_of
 
@@ -185,7 +186,7 @@ class SparseDataFeeder:
         else:
             starts = tf.data.Dataset.range(0, n, batch).map(lambda s: tf.range(s, tf.minimum(s + batch, n)))
             row_ids = starts.repeat(self.epochs) if self.epochs else starts.repeat()
-        return row_ids.map(gather, num_parallel_calls=_AUTOTUNE, deterministic=True).prefetch(_AUTOTUNE)
+        return prefetched(row_ids.map(gather, num_parallel_calls=_AUTOTUNE, deterministic=True))
 
     def _csr_tensors(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         # Copied into TensorFlow once per feeder, not once per dataset(): the Estimator calls input_fn

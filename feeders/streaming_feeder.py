@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from feeders._stacking import stack_batches
 from feeders._validation import check_choice, check_epochs, check_positive_int
+from feeders.base import prefetched
 from feeders.errors import FeederErrors
 from feeders.signature import Signatures, TensorSignature
 from feeders.stream_rows import pack_rows, shuffle_batch_rows, shuffle_rows
@@ -231,7 +232,7 @@ class StreamingDataFeeder:
 
         signature = (spec(self._x_sig), spec(self._y_sig)) if self._has_targets else spec(self._x_sig)
         ds = tf.data.Dataset.from_generator(self._stacks, output_signature=signature)
-        return ds.unbatch().prefetch(tf.data.AUTOTUNE)
+        return prefetched(ds.unbatch())
 
 
 def _nonempty(elements: Iterator[Any], epoch: int) -> Iterator[Any]:

@@ -61,7 +61,9 @@ def test_bad_training_data_gets_a_clear_error(model_dir, iris, make_x, make_y, m
 
 def test_object_arrays_of_numbers_are_accepted(model_dir, iris):
     x, y = iris
-    _fresh(model_dir).fit(x.astype(object), y, steps=1)
+    est = _fresh(model_dir).fit(x.astype(object), y, steps=1)
+    assert est.get_variable_value("global_step") == 1
+    np.testing.assert_array_equal(est.predict(x.astype(object))["class"], est.predict(x)["class"])
 
 
 def test_predict_with_the_wrong_width_names_both_widths(fitted, iris):

@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 
 from feeders import DataFeeder, FeederErrors, StreamingDataFeeder, reraise_feeder_errors, reraising_iterator
-from feeders.base import pop_feeder_error
 
 
 def _nan_at(row: int, n: int = 40):
@@ -69,11 +68,3 @@ def test_reraising_iterator_yields_every_element_then_the_feeders_own_error():
     failing = StreamingDataFeeder(_nan_at(30), batch_size=4)
     with pytest.raises(ValueError, match=r"^Input X contains NaN\."):
         list(reraising_iterator(failing.dataset(), failing))
-
-
-def test_the_deprecated_pop_feeder_error_still_returns_the_last_feeders_error():
-    feeder = StreamingDataFeeder(_nan_at(30), batch_size=4)
-    with pytest.raises(tf.errors.InvalidArgumentError):
-        _drain(feeder.dataset())
-    assert str(pop_feeder_error()).startswith("Input X contains NaN.")
-    assert feeder.errors.pop() is None and pop_feeder_error() is None

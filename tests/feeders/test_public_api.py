@@ -75,17 +75,3 @@ def test_signature_of_describes_arrays_dicts_and_none():
     assert feeders.signature_of(np.zeros((5, 3), np.float32)) == feeders.TensorSignature("float32", (3,))
     sig = feeders.signature_of({"ids": np.zeros(5, np.int64)})
     assert sig == {"ids": feeders.TensorSignature("int64", ())}
-
-
-def test_the_old_private_names_still_work_until_estimators_migrate():
-    from feeders.base import pop_feeder_error
-    from feeders.numpy_feeder import _signature, _slice
-    from feeders.pandas_feeder import FrameEncoding, LabelEncoding, PandasFeeder
-
-    assert _signature is feeders.signature_of and _slice is feeders.slice_rows
-    assert (FrameEncoding, LabelEncoding, PandasFeeder) == (
-        feeders.FrameEncoding,
-        feeders.LabelEncoding,
-        feeders.PandasFeeder,
-    )
-    assert callable(pop_feeder_error)

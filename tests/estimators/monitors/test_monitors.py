@@ -208,6 +208,20 @@ def test_repeated_partial_fit_calls_share_one_summary_writer(model_dir, iris):
     assert len(events) == 1
 
 
+def test_summary_saver_step_counter_and_repeated_evaluations_write_one_event_file_per_directory(model_dir, iris):
+    est = _est(model_dir, save_summary_steps=5)
+    est.fit(*iris, steps=20, monitors=[StepCounter(every_n_steps=5)])
+    est.fit(*iris, steps=10, monitors=[StepCounter(every_n_steps=5)])
+    for _ in range(3):
+        est.evaluate(*iris)
+    events = lambda d: [f for f in os.listdir(d) if f.startswith("events.out.tfevents")]  # noqa: E731
+    assert len(events(model_dir)) == 1 and len(events(os.path.join(model_dir, "eval"))) == 1
+    tags = set()
+    for record in tf.compat.v1.train.summary_iterator(os.path.join(model_dir, events(model_dir)[0])):
+        tags.update(v.tag for v in record.summary.value)
+    assert {"loss", "global_step/sec", "examples/sec"} <= tags
+
+
 class CallCounter(BaseMonitor):
     """Asks for no step; counts the compiled calls through after_run (which never reads the device)."""
 
