@@ -53,6 +53,7 @@ def run_training(
     state = context._state
     config = context.config
     mlist = MonitorList(monitors, context=context, is_chief=config.is_chief)
+    context._monitors = mlist
     target = context.max_steps
     save_steps, save_secs = config.save_checkpoints_steps, config.save_checkpoints_secs
     last_save_time = time.monotonic()
@@ -145,11 +146,13 @@ def train(
     partial: bool = False,
     prepare: Callable[[Any, Any], tuple[Any, Any]] | None = None,
     input_token: Any = None,
+    owner: Any = None,
 ) -> None:
     """Train the Estimator on x/y or input_fn until `steps` more or `max_steps` (or the input's end).
 
     `prepare` and `input_token` are how a canned estimator's fit has raw held-out data encoded as
-    its own input is (see `TrainingContext.eval_input`)."""
+    its own input is (see `TrainingContext.eval_input`); `owner` is the estimator the user called
+    (a canned one), which monitors see as `context.estimator`."""
     rt = state.ensure_runtime()
     source = state.inputs.train(x, y, input_fn, batch_size, impute, state.shuffle_seed, epochs)
     start = rt.step
@@ -175,7 +178,18 @@ def train(
             return loss, (int(done) if source.finite else n)
 
         batch = state.inputs.fit_batch_size if input_fn is None else None
-        context = TrainingContext(estimator, state, target, batch, source.steps_per_epoch, prepare, input_token)
+        context = TrainingContext(
+            estimator,
+            state,
+            target,
+            batch,
+            source.steps_per_epoch,
+            prepare,
+            input_token,
+            data=None if input_fn is not None else (x, y),
+            feeder=source.feeder,
+            owner=owner,
+        )
         run_training(context, run, _monitors(state.config, monitors, partial), partial=partial)
 
 
@@ -192,7 +206,7 @@ def train_on_batch(estimator: Any, state: ModelState, features: Any, targets: An
         return loss, n
 
     batch = int(tf.nest.flatten(features)[0].shape[0])
-    context = TrainingContext(estimator, state, rt.step + steps, batch, None)
+    context = TrainingContext(estimator, state, rt.step + steps, batch, None, data=(features, targets))
     run_training(context, run, _monitors(state.config, monitors, partial=True), partial=True)
 
 

@@ -8,7 +8,7 @@ The public API is `feeders.__all__`; `estimators` imports nothing else from this
 - Checking data: `validate_features`, `validate_targets`, `validate_sparse_features`.
 - Signatures: `TensorSignature`, `Signatures`, `signature_of`, `signatures_from_spec`,
   `check_signatures_compatible`, `cast_to_signature`, `signature_to_json`, `signature_from_json`.
-- Rows of an array or dict of arrays: `n_rows`, `slice_rows`.
+- Rows of an array or dict of arrays: `n_rows`, `slice_rows`; a content hash of data: `fingerprint`.
 - Encodings learned at fit time and saved with the model: `FrameEncoding`, `LabelEncoding`.
 - Errors from a feeder's Python code inside `tf.data`: `FeederErrors`, `reraise_feeder_errors`,
   `reraising_iterator`.
@@ -20,6 +20,7 @@ from feeders.base import Feeder
 from feeders.dask_feeder import DaskDataFeeder
 from feeders.errors import FeederErrors, reraise_feeder_errors, reraising_iterator
 from feeders.file_feeder import FileDataFeeder
+from feeders.fingerprint import fingerprint
 from feeders.frame_encoding import FrameEncoding, LabelEncoding
 from feeders.numpy_feeder import DataFeeder, validate_features, validate_targets
 from feeders.pandas_feeder import PandasFeeder
@@ -53,6 +54,7 @@ __all__ = [
     "TensorSignature",
     "cast_to_signature",
     "check_signatures_compatible",
+    "fingerprint",
     "is_feeder",
     "n_rows",
     "reraise_feeder_errors",

@@ -43,6 +43,8 @@ class Monitor(Protocol):
     - `after_run(step, loss)`: after every compiled call; `loss` is still a tensor.
     - `step_end(step, outputs)`: at a requested step; `outputs` has "loss", "global_step" and the
       names asked for; return True to stop training.
+    - `metrics_reported(step, values)`: another monitor measured `values` at `step`
+      (`TrainingContext.report_metrics`; a ValidationMonitor's "val_loss", ...).
     - `end()`: training ended normally (a checkpoint of the last step is saved).
     - `abort(exception)`: training stopped on `exception` (KeyboardInterrupt included), instead of `end()`.
     """
@@ -57,6 +59,7 @@ class Monitor(Protocol):
     def step_begin(self, step: int) -> list[str]: ...
     def after_run(self, step: int, loss: Any) -> None: ...
     def step_end(self, step: int, outputs: Mapping[str, Any]) -> bool: ...
+    def metrics_reported(self, step: int, values: Mapping[str, float]) -> None: ...
     def end(self) -> None: ...
     def abort(self, exception: BaseException) -> None: ...
 
@@ -100,6 +103,9 @@ class BaseMonitor:
 
     def after_run(self, step: int, loss: Any) -> None:
         """After every compiled call (global step `step`); `loss` is the last loss, not read from the device."""
+
+    def metrics_reported(self, step: int, values: Mapping[str, float]) -> None:
+        """Metrics another monitor measured at `step` (see `TrainingContext.report_metrics`)."""
 
     def epoch_begin(self, epoch: int) -> None:
         pass
@@ -223,6 +229,10 @@ class MonitorList:
         for m in self.monitors:
             m.after_run(step, loss)
 
+    def metrics_reported(self, step: int, values: Mapping[str, float]) -> None:
+        for m in self.monitors:
+            m.metrics_reported(step, values)
+
     def wants_epochs(self) -> bool:
         """Whether any monitor overrides an epoch hook (then the loop stops at epoch boundaries)."""
         return any(
@@ -300,6 +310,10 @@ class _DuckMonitor(BaseMonitor):
     def after_run(self, step: int, loss: Any) -> None:
         if hasattr(self.obj, "after_run"):
             self.obj.after_run(step, loss)
+
+    def metrics_reported(self, step: int, values: Mapping[str, float]) -> None:
+        if hasattr(self.obj, "metrics_reported"):
+            self.obj.metrics_reported(step, values)
 
     def wants_epochs(self) -> bool:
         return hasattr(self.obj, "epoch_begin") or hasattr(self.obj, "epoch_end")

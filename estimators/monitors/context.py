@@ -32,7 +32,8 @@ class TrainingContext:
     `flows`) can do the same.
 
     Attributes:
-        estimator: the Estimator being trained (its public API: `get_params()`, `model_fn`, `config`).
+        estimator: the estimator the user called `fit` on (its public API: `get_params()`): the
+            `Estimator`, or the canned estimator (`DNNClassifier`, ...) that trains one.
         config: its `RunConfig`.
         model_dir: where its checkpoints and TensorBoard summaries go.
         is_chief: whether this process is the chief worker (only the chief writes files).
@@ -51,8 +52,12 @@ class TrainingContext:
         steps_per_epoch: int | None,
         prepare: Callable[[Any, Any], tuple[Any, Any]] | None = None,
         input_token: Any = None,
+        data: tuple[Any, Any] | None = None,
+        feeder: Any = None,
+        owner: Any = None,
     ) -> None:
-        self.estimator = estimator
+        self.estimator = owner if owner is not None else estimator
+        self._trained = estimator  # the Estimator whose model is in memory (a canned owner's estimator_)
         self._state = state
         self.config: RunConfig = state.config
         self.model_dir: str = state.model_dir
@@ -64,6 +69,10 @@ class TrainingContext:
         self._prepare = prepare
         self._input_token = input_token if input_token is not None else estimator
         self._last_loss: float | None = None
+        self._data = data
+        self._feeder = feeder
+        self._fingerprint: str | None | bool = False  # False: not computed yet
+        self._monitors: Any = None  # the fit's MonitorList (set by the loop): report_metrics fans out through it
         self.error: BaseException | None = None  # the exception that stopped training, if one did
 
     # ------------------------------------------------------------------ state
@@ -76,6 +85,31 @@ class TrainingContext:
     def last_loss(self) -> float | None:
         """The most recent training loss read from the device (at a monitor's step or the end), or None."""
         return self._last_loss
+
+    @property
+    def input_fingerprint(self) -> str | None:
+        """A SHA-256 of the training data's content (`feeders.fingerprint` of this fit's x and y), or
+        None for an input_fn or an iterator. Computed on first use."""
+        if self._fingerprint is False:
+            from feeders import fingerprint
+
+            self._fingerprint = None if self._data is None else fingerprint(*self._data)
+        return self._fingerprint
+
+    @property
+    def input_summary(self) -> dict[str, Any]:
+        """How this fit is fed, for the record: the feeder's kind, rows, batch size, epochs, shuffling."""
+        feeder = self._feeder
+        if feeder is None:
+            return {"feeder": "input_fn"}
+        summary = {"feeder": type(feeder).__name__, "batch_size": getattr(feeder, "batch_size", None)}
+        for name in ("n_samples", "epochs", "shuffle"):
+            if getattr(feeder, name, None) is not None:
+                summary[name] = getattr(feeder, name)
+        state = getattr(feeder, "state", None) or {}
+        if state.get("impute") or (state.get("frame") or {}).get("impute"):
+            summary["impute"] = "mean"
+        return summary
 
     @property
     def input_token(self) -> Any:
@@ -103,7 +137,7 @@ class TrainingContext:
         """`Estimator.evaluate` on the weights in memory, now (x: raw data, or a feeder from `eval_input`)."""
         if x is not None and not _is_feeder(x):
             x, y = self.eval_input(x, y), None
-        return self.estimator.evaluate(x, y, input_fn=input_fn, steps=steps, metrics=metrics, name=name)
+        return self._trained.evaluate(x, y, input_fn=input_fn, steps=steps, metrics=metrics, name=name)
 
     def input_is_finite(self, input_fn: Callable[[], Any]) -> bool:
         """Whether the dataset `input_fn` returns ends (an endless one needs `steps` to evaluate)."""
@@ -129,7 +163,7 @@ class TrainingContext:
 
     def latest_checkpoint(self) -> str | None:
         """Path prefix of the newest checkpoint in model_dir, or None."""
-        return self.estimator.latest_checkpoint()
+        return self._trained.latest_checkpoint()
 
     def best_checkpoint(self) -> str | None:
         """Path prefix of the checkpoint `save_best` kept, or None."""
@@ -139,7 +173,8 @@ class TrainingContext:
 
     def export_saved_model(self, export_dir_base: str) -> str:
         """Export the weights in memory as a SavedModel under export_dir_base/<timestamp>; returns its path."""
-        return self.estimator.export_saved_model(export_dir_base)
+        exporter = self.estimator if hasattr(self.estimator, "export_saved_model") else self._trained
+        return exporter.export_saved_model(export_dir_base)
 
     # ------------------------------------------------------------------ variables and summaries
     def variable_names(self, trainable_only: bool = False) -> list[str]:
@@ -156,6 +191,11 @@ class TrainingContext:
             return self._last_loss
         return self._state.tensor_value(name)
 
+    @property
+    def optimizers(self) -> list[Any]:
+        """The Keras optimizers the model_fn's `optimize_loss` calls made (with their learning rates)."""
+        return [opt for opt in self._state.runtime.optimizers if opt is not None]
+
     def summary_writer(self, logdir: str | None = None) -> tf.summary.SummaryWriter:
         """The Estimator's TensorBoard writer for `logdir` (default model_dir): one per directory, so
         every monitor appends to the same event file."""
@@ -166,6 +206,13 @@ class TrainingContext:
         from estimators.summaries import write_scalars
 
         write_scalars(self.summary_writer(logdir), values, self.global_step if step is None else step)
+
+    def report_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Hand metrics computed during training (a ValidationMonitor's `val_loss`, `val_accuracy`)
+        to every monitor's `metrics_reported` hook, at `step` (default: the global step): how a
+        tracking monitor records what other monitors measure."""
+        if self._monitors is not None:
+            self._monitors.metrics_reported(self.global_step if step is None else step, dict(values))
 
     def report(self, message: str) -> None:
         """Show `message` to the person running the fit (stderr, unless `RunConfig(verbose=0)`), and log it."""

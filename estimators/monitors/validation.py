@@ -121,6 +121,8 @@ class ValidationMonitor(EveryN):
         else:
             results = ctx.evaluate(input_fn=self.input_fn, steps=self.eval_steps, metrics=self.metrics, name=self.name)
         self.history.append((step, results))
+        prefix = f"val_{self.name}_" if self.name else "val_"
+        ctx.report_metrics({prefix + k: float(v) for k, v in results.items() if k != "global_step"}, step)
         if self.early_stopping_metric not in results:
             raise ValueError(
                 f"early_stopping_metric={self.early_stopping_metric!r} is not among the evaluation results {sorted(results)}."

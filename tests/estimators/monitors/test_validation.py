@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from estimators import Estimator, ModeKeys, RunConfig, optimize_loss
-from estimators.monitors import CaptureVariable, ValidationMonitor
+from estimators.monitors import BaseMonitor, CaptureVariable, ValidationMonitor
 
 X = np.linspace(-1, 1, 64, dtype=np.float32).reshape(-1, 1)
 Y_TRAIN = 2.0 * X[:, 0]  # training pulls w from 0 towards 2 ...
@@ -153,3 +153,20 @@ def test_the_final_weights_are_validated_when_training_ends_between_validation_s
     assert [step for step, _ in monitor.history] == [15]
     assert monitor.best_step == 15
     assert est.evaluate(X, Y_TRAIN, checkpoint_path="best")["loss"] == pytest.approx(monitor.best_value, rel=1e-5)
+
+
+def test_validation_results_are_reported_to_other_monitors_as_val_metrics(model_dir):
+    class Recorder(BaseMonitor):
+        def __init__(self):
+            super().__init__()
+            self.reported = []
+
+        def metrics_reported(self, step, values):
+            self.reported.append((step, values))
+
+    recorder = Recorder()
+    _est(model_dir).fit(
+        X, Y_TRAIN, steps=20, batch_size=64, monitors=[ValidationMonitor(X, Y_VAL, every_n_steps=10), recorder]
+    )
+    assert [step for step, _ in recorder.reported] == [10, 20]
+    assert set(recorder.reported[0][1]) == {"val_loss"} and np.isfinite(recorder.reported[0][1]["val_loss"])
