@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
-import warnings
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -23,10 +19,9 @@ from sklearn.exceptions import NotFittedError
 
 from estimators import checkpoints as ckpt
 from estimators._validation import check_positive_int
-from estimators.inputs import decode_labels, per_example, qualname, select_outputs
+from estimators.inputs import decode_labels, per_example, select_outputs
 from estimators.metrics import metric_key, resolve_metrics
-from estimators.model_fn import ModelFunction, validate_model_fn
-from estimators.model_state import ModelState
+from estimators.model_state import ModelState, bind_model
 from estimators.restore import resolve_checkpoint
 from estimators.run_config import RunConfig
 from estimators.summaries import write_scalars
@@ -115,7 +110,7 @@ class Estimator(BaseEstimator):
         if relocate:
             self._state = None
         elif self._state is not None:
-            self._state.rebind(self._bind_model(self._state.config))
+            self._state.rebind(bind_model(self._init_params, self._state.config))
         return self
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -394,15 +389,9 @@ class Estimator(BaseEstimator):
         Returns:
             the export directory (`export_dir_base/<timestamp>`): pass it to `tf.saved_model.load`.
         """
-        from estimators.export import export_saved_model
+        from estimators.export import export_model
 
-        state = self._setup()
-        base = os.fspath(export_dir_base)
-        if checkpoint_path is not None:
-            path = resolve_checkpoint(state.model_dir, checkpoint_path)
-            return export_saved_model(state.model, state.meta, base, checkpoint_path=path)
-        rt = state.ready_runtime("export_saved_model")
-        return export_saved_model(state.model, state.meta, base, weights=rt.store.variables)
+        return export_model(self._setup(), os.fspath(export_dir_base), checkpoint_path)
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
@@ -414,62 +403,23 @@ class Estimator(BaseEstimator):
         init_params = {**self._init_params, "config": config}
         if self._state is None:  # never used: its arguments are all there is (what GridSearchCV sends to workers)
             return {"init_params": init_params}
-        return {
-            "init_params": init_params,
-            "meta": self._state.meta.to_json(),
-            "fit_batch_size": self._state.inputs.fit_batch_size,
-            "weights": self._state.weights_for_pickle(),
-        }
+        return {"init_params": init_params, "model": self._state.to_pickle()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._init_params = dict(state["init_params"])
         self._state = None
-        if "meta" not in state:
-            return
-        # A copy of a used Estimator never writes into the original's model_dir: it works in a
-        # temporary one of its own, with the weights it carries.
-        self._init_params["model_dir"] = None
-        s = self._setup(warn=False)
-        s.meta.restore_json(state["meta"])
-        s.meta.save()
-        s.inputs.fit_batch_size = state["fit_batch_size"]
-        s.weights.pickled = state["weights"]
+        if "model" in state:
+            # A copy of a used Estimator never writes into the original's model_dir: it works in a
+            # temporary one of its own, with the weights it carries.
+            self._init_params["model_dir"] = None
+            self._setup(warn=False).from_pickle(state["model"])
 
     # ================================================================== internals
     def _setup(self, warn: bool = True) -> ModelState:
         """First use: check the constructor's arguments, resolve model_dir and config."""
-        if self._state is not None:
-            return self._state
-        p = self._init_params
-        config = p["config"]
-        if config is not None and not isinstance(config, RunConfig):
-            raise TypeError(f"config must be a RunConfig; received {type(config).__name__}.")
-        fe_fn = p["feature_engineering_fn"]
-        if fe_fn is not None and not callable(fe_fn):
-            raise TypeError("feature_engineering_fn must be callable(features, targets) -> (features, targets).")
-        config = config if config is not None else RunConfig()
-        model = self._bind_model(config)
-        model_dir = p["model_dir"]
-        if model_dir is None:
-            model_dir = tempfile.mkdtemp(prefix="skflow_")
-            weakref.finalize(self, shutil.rmtree, model_dir, True)
-            if warn:
-                warnings.warn(f"Using temporary folder as model directory: {model_dir}", UserWarning, stacklevel=3)
-        warm = p["warm_start_from"]
-        self._state = ModelState(
-            model,
-            config,
-            os.fspath(model_dir),
-            os.fspath(warm) if warm is not None else None,
-            type(self).__name__,
-            qualname(p["model_fn"]),
-        )
+        if self._state is None:
+            self._state = ModelState.create(self, self._init_params, warn)
         return self._state
-
-    def _bind_model(self, config: RunConfig) -> ModelFunction:
-        p = self._init_params
-        args = validate_model_fn(p["model_fn"], p["params"])
-        return ModelFunction(p["model_fn"], args, p["params"], config, p["feature_engineering_fn"])
 
     def _pinned(self, checkpoint_path: str | os.PathLike) -> Estimator:
         """A copy of this Estimator that restores from one checkpoint and leaves this one untouched."""

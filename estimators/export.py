@@ -15,8 +15,10 @@ from estimators._context import clean_errors
 from estimators._runtime import Runtime, dummy_targets
 from estimators.metadata import ModelMetadata
 from estimators.model_fn import ModeKeys, ModelFunction
+from estimators.model_state import ModelState
+from estimators.restore import resolve_checkpoint
 
-__all__ = ["export_saved_model"]
+__all__ = ["export_model", "export_saved_model"]
 
 logger = logging.getLogger("skflow")
 
@@ -79,3 +81,13 @@ def export_saved_model(
     os.replace(tmp, final)
     logger.info("Exported SavedModel to %s.", final)
     return final
+
+
+def export_model(state: ModelState, export_dir_base: str, checkpoint_path: str | None = None) -> str:
+    """`export_saved_model` of a model's state: the weights in memory, or `checkpoint_path` (a path,
+    a directory or "best")."""
+    if checkpoint_path is not None:
+        path = resolve_checkpoint(state.model_dir, checkpoint_path)
+        return export_saved_model(state.model, state.meta, export_dir_base, checkpoint_path=path)
+    rt = state.ready_runtime("export_saved_model")
+    return export_saved_model(state.model, state.meta, export_dir_base, weights=rt.store.variables)

@@ -11,6 +11,10 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import shutil
+import tempfile
+import warnings
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,13 +25,13 @@ from sklearn.exceptions import NotFittedError
 from estimators import checkpoints as ckpt
 from estimators._context import clean_errors
 from estimators._runtime import Runtime
-from estimators.inputs import Inputs
+from estimators.inputs import Inputs, qualname
 from estimators.metadata import ModelMetadata
-from estimators.model_fn import ModelFunction
+from estimators.model_fn import ModelFunction, validate_model_fn
 from estimators.restore import BEST, WeightSource, checkpoint_weights
 from estimators.run_config import RunConfig
 
-__all__ = ["ModelState"]
+__all__ = ["ModelState", "bind_model"]
 
 logger = logging.getLogger("skflow")
 
@@ -66,6 +70,35 @@ class ModelState:
         self.last_saved_step: int | None = None
         self.best_checkpoints: ckpt.CheckpointStore | None = None
         self.writers: dict[str, Any] = {}
+
+    @classmethod
+    def create(cls, estimator: Any, arguments: Mapping[str, Any], warn: bool = True) -> ModelState:
+        """The state of an Estimator at its first use: its constructor `arguments` checked, config
+        and model_dir resolved (a temporary model_dir, with a warning unless `warn=False`, goes
+        when `estimator` is garbage-collected).
+
+        Raises:
+            TypeError: config not a RunConfig, feature_engineering_fn or model_fn not callable.
+            ValueError: params given to a model_fn without a `params` argument.
+        """
+        config = arguments["config"]
+        if config is not None and not isinstance(config, RunConfig):
+            raise TypeError(f"config must be a RunConfig; received {type(config).__name__}.")
+        fe_fn = arguments["feature_engineering_fn"]
+        if fe_fn is not None and not callable(fe_fn):
+            raise TypeError("feature_engineering_fn must be callable(features, targets) -> (features, targets).")
+        config = config if config is not None else RunConfig()
+        model = bind_model(arguments, config)
+        model_dir = arguments["model_dir"]
+        if model_dir is None:
+            model_dir = tempfile.mkdtemp(prefix="skflow_estimator_")
+            weakref.finalize(estimator, shutil.rmtree, model_dir, True)
+            if warn:
+                warnings.warn(f"Using temporary folder as model directory: {model_dir}", UserWarning, stacklevel=4)
+        warm = arguments["warm_start_from"]
+        warm = os.fspath(warm) if warm is not None else None
+        owner = type(estimator).__name__
+        return cls(model, config, os.fspath(model_dir), warm, owner, qualname(arguments["model_fn"]))
 
     def _store(self, model_dir: str) -> ckpt.CheckpointStore:
         c = self.config
@@ -189,7 +222,19 @@ class ModelState:
             ckpt.write_json(os.path.join(self.model_dir, BEST, "best.json"), {"step": step, "results": dict(results)})
         return path
 
-    def weights_for_pickle(self) -> dict[str, np.ndarray] | None:
+    def to_pickle(self) -> dict[str, Any]:
+        """What a pickle of the Estimator carries: signatures and feeder state, the fit batch size
+        and every variable's value (no TF object)."""
+        return {"meta": self.meta.to_json(), "fit_batch_size": self.inputs.fit_batch_size, "weights": self._weights()}
+
+    def from_pickle(self, payload: dict[str, Any]) -> None:
+        """Take over what `to_pickle` wrote (into this state's own, new model_dir)."""
+        self.meta.restore_json(payload["meta"])
+        self.meta.save()
+        self.inputs.fit_batch_size = payload["fit_batch_size"]
+        self.weights.pickled = payload["weights"]
+
+    def _weights(self) -> dict[str, np.ndarray] | None:
         """Every variable's value (model, optimizer, global_step): in memory, pickled, or on disk."""
         rt = self.runtime
         if rt is not None and self.initialized:
@@ -237,3 +282,9 @@ class ModelState:
         if self.runtime is not None:
             self.runtime.reinitialize()
             self.initialized = False
+
+
+def bind_model(arguments: Mapping[str, Any], config: RunConfig) -> ModelFunction:
+    """The model_fn of an Estimator's constructor `arguments`, bound to its params and config."""
+    args = validate_model_fn(arguments["model_fn"], arguments["params"])
+    return ModelFunction(arguments["model_fn"], args, arguments["params"], config, arguments["feature_engineering_fn"])

@@ -118,6 +118,10 @@ def run_training(
         _emergency_save(state, loss)
         mlist.abort(exc)
         raise
+    finally:
+        # The monitors hold the context and the context their list: break the cycle, so that an
+        # Estimator (and its temporary model_dir) goes as soon as nothing else refers to it.
+        context._monitors = None
     return context.last_loss
 
 

@@ -95,6 +95,20 @@ def test_model_dir_none_uses_a_temporary_directory_with_a_warning_at_first_use()
     assert not os.path.exists(directory)  # removed with its Estimator
 
 
+def test_a_fitted_estimator_is_freed_by_reference_counting_with_its_temporary_directory(iris):
+    gc.disable()  # no reference cycle may keep a fitted Estimator (and its directory) alive
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            est = Estimator(mlp_fn, params={"n_classes": 3}, config=RunConfig(verbose=0)).fit(*iris, steps=5)
+        directory = est.model_dir
+        est.evaluate(*iris)
+        del est
+        assert not os.path.exists(directory)
+    finally:
+        gc.enable()
+
+
 def _bad_fn(kind):
     def fn(features, targets, mode):
         logits = keras.layers.Dense(1)(features)

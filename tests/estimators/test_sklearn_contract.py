@@ -22,7 +22,7 @@ QUIET = RunConfig(tf_random_seed=0, log_step_count_steps=0, verbose=0)
 
 
 def _temp_dirs() -> set[str]:
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "skflow_*")))
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "skflow_estimator_*")))
 
 
 def test_get_params_are_the_constructor_arguments_unchanged():
