@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import tensorflow as tf
@@ -29,11 +29,13 @@ def export_saved_model(
     export_dir_base: str,
     weights: Mapping[str, tf.Variable] | None = None,
     checkpoint_path: str | None = None,
+    restore: Callable[[Mapping[str, tf.Variable]], Any] | None = None,
 ) -> str:
     """Write `export_dir_base/<unix timestamp>/`, atomically (a temp dir renamed when complete).
 
     The model is rebuilt in a runtime of its own (no distribution wrappers, no optimizer state) and
-    given the values of `weights` (the variables in memory, by name) or of `checkpoint_path`. Inputs
+    given the values of `weights` (the variables in memory, by name; `restore(variables)` gives the
+    others theirs, from the model's checkpoint or pickle) or of `checkpoint_path`. Inputs
     are named `features` (or by the dict keys of dict features); a single prediction tensor is
     output as `predictions`.
 
@@ -64,7 +66,11 @@ def export_saved_model(
     model_vars = {n: v for n, v in variables.items() if not n.startswith("optimizer_")}
     if weights is not None:
         for name, var in model_vars.items():
-            var.assign(weights[name].read_value())
+            if name in weights:
+                var.assign(weights[name].read_value())
+        missing = {n: v for n, v in model_vars.items() if n not in weights}
+        if missing and restore is not None:
+            restore(missing)  # a model restored from model_dir that has not yet traced every variable
     else:
         ckpt.restore_variables(checkpoint_path, model_vars, meta.model_dir)
 
@@ -90,4 +96,5 @@ def export_model(state: ModelState, export_dir_base: str, checkpoint_path: str |
         path = resolve_checkpoint(state.model_dir, checkpoint_path)
         return export_saved_model(state.model, state.meta, export_dir_base, checkpoint_path=path)
     rt = state.ready_runtime("export_saved_model")
-    return export_saved_model(state.model, state.meta, export_dir_base, weights=rt.store.variables)
+    restore = lambda variables: state.weights.restore(variables, False, "export")  # noqa: E731
+    return export_saved_model(state.model, state.meta, export_dir_base, weights=rt.store.variables, restore=restore)

@@ -96,3 +96,13 @@ def test_monitors_run_under_mirrored_strategy(tmp_path, iris):
     assert [s for s, _ in validation.history] == [10, 20, 30] and sorted(capture.values) == [10, 20, 30]
     np.testing.assert_allclose(capture.values[30], est.get_variable_value("dense/kernel"))
     assert validation.history[-1][1]["loss"] == pytest.approx(est.evaluate(x, y)["loss"], rel=1e-5)
+
+
+def test_an_estimator_restored_from_model_dir_exports_without_predicting_first(model_dir, tmp_path):
+    x = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    config = RunConfig(tf_random_seed=0, log_step_count_steps=0, verbose=0)
+    trained = Estimator(linear_fn, model_dir=model_dir, config=config).fit(x, x.sum(1), steps=20)
+    restored = Estimator(linear_fn, model_dir=model_dir, config=config)
+    path = restored.export_saved_model(str(tmp_path / "e"))
+    served = tf.saved_model.load(path).signatures["serving_default"](features=tf.constant(x))["predictions"].numpy()
+    np.testing.assert_allclose(served, trained.predict(x), rtol=1e-5)
