@@ -1,0 +1,278 @@
+"""The resilient logger: training never waits for MLflow, and nothing is lost while it is away.
+
+The training thread only *submits* operations (`flows.tracking.ops`): an append to an in-memory
+queue, which never blocks on the network and never raises. One background thread drains the queue
+in order: it waits up to `interval_s` to gather metrics into one `log_batch` request (<= 1,000
+metrics, the server's limit), sends it with a bounded time per attempt (`store.bounded_requests`),
+and while the store is unreachable retries the *same* front operation with exponential backoff,
+so order is kept. MLflow refusing data itself (a changed param, a deleted run) is logged and that
+operation dropped; nothing else is.
+
+`close(timeout)` (the end of a fit) flushes for at most `timeout` seconds, then appends whatever is
+still undelivered to the spool file (`flows.tracking.spool`); `sync_spool(model_dir)`, or the next
+logger that adopts that spool, delivers it first, in order, and removes the file once delivered.
+A hard kill (SIGKILL) loses what was queued in memory and not yet delivered: at most the last
+`interval_s` seconds of metrics while the store is up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flows.tracking.ops import deliver, is_transient, mergeable
+from flows.tracking.spool import append_ops, read_ops, spool_path
+from flows.tracking.store import REQUEST_TIMEOUT_S, bounded_requests
+
+__all__ = ["ResilientLogger", "SyncResult", "sync_spool"]
+
+logger = logging.getLogger("skflow")
+
+_READY = 500  # operations queued that make the thread send without waiting out the interval
+
+
+class ResilientLogger:
+    """Deliver tracking operations from a background thread, in order, through outages.
+
+    Args:
+        spool_path: the spool file for what `close` could not deliver; an existing one is adopted
+            (delivered first) by `start`. default=None: undelivered operations are only returned.
+        interval_s: how long the thread gathers operations before sending. default=2.0.
+        request_timeout_s: the most one request may take (an integer, MLflow's unit). default=5.
+        max_backoff_s: the longest pause between attempts while the store is unreachable. default=8.0.
+
+    Example:
+        >>> log = ResilientLogger(spool_path="model/mlflow_spool.jsonl")
+        >>> log.start()
+        >>> log.submit(metrics_op(uri, run_id, {"loss": 0.3}, step=100, timestamp_ms=now_ms()))
+        >>> undelivered = log.close(timeout=30)  # spooled to the file when not empty
+    """
+
+    def __init__(
+        self,
+        spool_path: str | None = None,
+        interval_s: float = 2.0,
+        request_timeout_s: int = REQUEST_TIMEOUT_S,
+        max_backoff_s: float = 8.0,
+    ) -> None:
+        self.spool_path = spool_path
+        self.interval_s = float(interval_s)
+        self.request_timeout_s = int(request_timeout_s)
+        self.max_backoff_s = float(max_backoff_s)
+        self.delivered = 0  # operations delivered (or refused by MLflow and dropped)
+        self.dropped: list[tuple[dict[str, Any], str]] = []  # (operation, why) that MLflow refused
+        self.last_error: str | None = None
+        self._queue: deque[dict[str, Any]] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stop = self._closed = self._urgent = False
+        self._oldest: float | None = None  # when the oldest queued operation was submitted
+        self._in_flight = 0
+        self._failures = 0
+        self._retry_at = 0.0
+        self._outage_since: float | None = None
+        self._adopted = 0  # operations at the front of the queue that came from the spool file
+
+    # ------------------------------------------------------------------ the training thread's side
+    def start(self) -> ResilientLogger:
+        """Adopt the spool file (its operations go first) and start the background thread."""
+        if self._thread is not None:
+            return self
+        if self.spool_path and os.path.exists(self.spool_path):
+            ops = read_ops(self.spool_path)
+            with self._cond:
+                self._queue.extendleft(reversed(ops))
+                self._adopted = len(ops)
+                self._oldest = time.monotonic() - self.interval_s if ops else self._oldest
+            if ops:
+                logger.info("Delivering %d MLflow operation(s) spooled in %s.", len(ops), self.spool_path)
+            else:
+                _remove(self.spool_path)
+        self._thread = threading.Thread(target=self._run, name="skflow-mlflow-logger", daemon=True)
+        self._thread.start()
+        return self
+
+    def submit(self, operation: dict[str, Any]) -> None:
+        """Queue one operation (see `flows.tracking.ops`); never blocks on the network, never raises."""
+        with self._cond:
+            self._queue.append(operation)
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+            if len(self._queue) >= _READY:
+                self._cond.notify_all()
+
+    @property
+    def pending(self) -> int:
+        """Operations not delivered yet."""
+        return len(self._queue)
+
+    def flush(self, timeout: float) -> bool:
+        """Send everything queued now; wait at most `timeout` seconds. Returns whether all was delivered."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with self._cond:
+            self._urgent = True
+            self._retry_at = min(self._retry_at, time.monotonic() + 1.0)
+            self._cond.notify_all()
+            while self._queue and self._thread is not None and self._thread.is_alive():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            self._urgent = False
+            return not self._queue
+
+    def close(self, timeout: float) -> list[dict[str, Any]]:
+        """Flush for at most `timeout` seconds, stop the thread, and spool what is undelivered.
+
+        Returns:
+            the undelivered operations (also appended to `spool_path`, unless they came from it).
+        """
+        with self._cond:
+            if self._closed:  # already closed (and spooled)
+                return list(self._queue)
+        if self._thread is not None:
+            self.flush(timeout)
+        with self._cond:
+            self._stop = self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(self.request_timeout_s + 2.0)  # one request in flight at most
+        with self._cond:
+            pending = list(self._queue)
+            fresh = pending[self._adopted :]
+        if fresh and self.spool_path:
+            append_ops(self.spool_path, fresh)
+            logger.warning(
+                "MLflow store unreachable (%s): %d operation(s) spooled to %s; the next fit on this model_dir "
+                "(or flows.tracking.sync_spool) delivers them.",
+                self.last_error or "timed out",
+                len(fresh),
+                self.spool_path,
+            )
+        return pending
+
+    # ------------------------------------------------------------------ the background thread
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                self._in_flight = len(batch)
+            try:
+                with bounded_requests(self.request_timeout_s):
+                    deliver(batch)
+                error: BaseException | None = None
+            except Exception as exc:
+                error = exc
+            with self._cond:
+                self._in_flight = 0
+                self._after_attempt(batch, error)
+                self._cond.notify_all()
+
+    def _next_batch(self) -> list[dict[str, Any]] | None:
+        """Wait until the front of the queue should be sent (holding the lock); None: stop."""
+        while True:
+            if self._stop:
+                return None
+            now = time.monotonic()
+            if self._queue:
+                due = (self._oldest or now) + (0 if self._urgent or len(self._queue) >= _READY else self.interval_s)
+                start = max(due, self._retry_at)
+                if start <= now:
+                    break
+                self._cond.wait(start - now)
+            else:
+                self._cond.wait()
+        first = self._queue[0]
+        batch, size = [first], len(first.get("metrics", ()))
+        for other in list(self._queue)[1:]:
+            if not mergeable(first, other, size):
+                break
+            batch.append(other)
+            size += len(other["metrics"])
+        return batch
+
+    def _after_attempt(self, batch: list[dict[str, Any]], error: BaseException | None) -> None:
+        """Holding the lock: drop the batch from the queue when delivered (or refused for good)."""
+        now = time.monotonic()
+        if error is not None and is_transient(error):
+            self._failures += 1
+            self.last_error = f"{type(error).__name__}: {str(error)[:200]}"
+            cap = 1.0 if self._urgent else self.max_backoff_s
+            self._retry_at = now + min(cap, 0.25 * 2**self._failures)
+            if self._outage_since is None:
+                self._outage_since = now
+                logger.warning(
+                    "MLflow store unreachable (%s); keeping %d operation(s) and retrying.",
+                    self.last_error,
+                    len(self._queue),
+                )
+            return
+        if error is not None:
+            reason = f"{type(error).__name__}: {str(error)[:500]}"
+            self.dropped.extend((o, reason) for o in batch)
+            logger.error(
+                "MLflow refused a %s operation on run %s; dropped: %s", batch[0]["op"], batch[0]["run_id"], reason
+            )
+        if self._outage_since is not None:
+            logger.info("MLflow store reachable again after %.1f s; delivering.", now - self._outage_since)
+            self._outage_since = None
+        self._failures, self._retry_at = 0, 0.0
+        for _ in batch:
+            self._queue.popleft()
+        self.delivered += len(batch)
+        self._oldest = now if self._queue else None
+        if self._adopted:
+            self._adopted = max(self._adopted - len(batch), 0)
+            if self._adopted == 0 and not self._closed and self.spool_path:
+                _remove(self.spool_path)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What `sync_spool` did: operations delivered, and operations still spooled."""
+
+    delivered: int
+    remaining: int
+
+
+def sync_spool(model_dir: str | os.PathLike, timeout: float = 60.0) -> SyncResult:
+    """Deliver the operations spooled in `model_dir` (in order), removing the spool once all are.
+
+    Args:
+        model_dir: the model directory whose `mlflow_spool.jsonl` to deliver.
+        timeout: give up after this many seconds, leaving what is undelivered in the spool. default=60.
+
+    Returns:
+        a `SyncResult`; `remaining == 0` means the spool is gone (or there was none).
+    """
+    log = ResilientLogger(spool_path=spool_path(model_dir), interval_s=0.0).start()
+    pending = log.close(timeout)
+    return SyncResult(log.delivered, len(pending))
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def now_ms() -> int:
+    """The current time in milliseconds, MLflow's timestamp unit."""
+    return int(time.time() * 1000)
+
+
+def params_ops(uri: str, run_id: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+    """`params` as operations of at most 100 params each."""
+    from flows.tracking.ops import MAX_PARAMS, op
+
+    items = [[k, v] for k, v in params.items()]
+    return [op("params", uri, run_id, params=items[i : i + MAX_PARAMS]) for i in range(0, len(items), MAX_PARAMS)]
