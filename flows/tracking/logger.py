@@ -1,18 +1,19 @@
 """The resilient logger: training never waits for MLflow, and nothing is lost while it is away.
 
 The training thread only *submits* operations (`flows.tracking.ops`): an append to an in-memory
-queue, which never blocks on the network and never raises. One background thread drains the queue
-in order: it waits up to `interval_s` to gather metrics into one `log_batch` request (<= 1,000
-metrics, the server's limit), sends it with a bounded time per attempt (`store.bounded_requests`),
-and while the store is unreachable retries the *same* front operation with exponential backoff,
-so order is kept. MLflow refusing data itself (a changed param, a deleted run) is logged and that
-operation dropped; nothing else is.
+queue and one line written to the spool file (`flows.tracking.spool`), which never blocks on the
+network and never raises. One background thread drains the queue in order: it waits up to
+`interval_s` to gather metrics into one `log_batch` request (<= 1,000 metrics, the server's
+limit), sends it with a bounded time per attempt (`store.bounded_requests`), and while the store is
+unreachable retries the *same* front operation with exponential backoff, so order is kept. MLflow
+refusing data itself (a changed param, a deleted run) is logged and that operation dropped;
+nothing else is.
 
-`close(timeout)` (the end of a fit) flushes for at most `timeout` seconds, then appends whatever is
-still undelivered to the spool file (`flows.tracking.spool`); `sync_spool(model_dir)`, or the next
-logger that adopts that spool, delivers it first, in order, and removes the file once delivered.
-A hard kill (SIGKILL) loses what was queued in memory and not yet delivered: at most the last
-`interval_s` seconds of metrics while the store is up.
+`close(timeout)` (the end of a fit) flushes for at most `timeout` seconds; if everything was
+delivered it removes the spool, otherwise it `fsync`s it and leaves it for `sync_spool(model_dir)`
+or the next logger on that spool, which deliver it first, whole and in order (operations are
+idempotent), before anything new. Because every operation is on disk from the moment it is made, a
+process killed outright (SIGKILL) loses nothing either: the next fit on that model_dir delivers it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.tracking.ops import deliver, is_transient, mergeable
-from flows.tracking.spool import append_ops, read_ops, spool_path
+from flows.tracking.spool import encode, open_for_append, read_ops, spool_path, write_all
 from flows.tracking.store import REQUEST_TIMEOUT_S, bounded_requests
 
 __all__ = ["ResilientLogger", "SyncResult", "sync_spool"]
@@ -41,8 +42,8 @@ class ResilientLogger:
     """Deliver tracking operations from a background thread, in order, through outages.
 
     Args:
-        spool_path: the spool file for what `close` could not deliver; an existing one is adopted
-            (delivered first) by `start`. default=None: undelivered operations are only returned.
+        spool_path: the spool file every operation is written to until delivered; an existing one
+            is adopted (delivered first) by `start`. default=None: operations live in memory only.
         interval_s: how long the thread gathers operations before sending. default=2.0.
         request_timeout_s: the most one request may take (an integer, MLflow's unit). default=5.
         max_backoff_s: the longest pause between attempts while the store is unreachable. default=8.0.
@@ -51,7 +52,7 @@ class ResilientLogger:
         >>> log = ResilientLogger(spool_path="model/mlflow_spool.jsonl")
         >>> log.start()
         >>> log.submit(metrics_op(uri, run_id, {"loss": 0.3}, step=100, timestamp_ms=now_ms()))
-        >>> undelivered = log.close(timeout=30)  # spooled to the file when not empty
+        >>> undelivered = log.close(timeout=30)  # left in the spool file when not empty
     """
 
     def __init__(
@@ -77,34 +78,47 @@ class ResilientLogger:
         self._failures = 0
         self._retry_at = 0.0
         self._outage_since: float | None = None
-        self._adopted = 0  # operations at the front of the queue that came from the spool file
+        self._spool_fd: int | None = None
+        self._spool_error: str | None = None
 
     # ------------------------------------------------------------------ the training thread's side
     def start(self) -> ResilientLogger:
         """Adopt the spool file (its operations go first) and start the background thread."""
         if self._thread is not None:
             return self
-        if self.spool_path and os.path.exists(self.spool_path):
+        if self.spool_path:
             ops = read_ops(self.spool_path)
-            with self._cond:
-                self._queue.extendleft(reversed(ops))
-                self._adopted = len(ops)
-                self._oldest = time.monotonic() - self.interval_s if ops else self._oldest
             if ops:
                 logger.info("Delivering %d MLflow operation(s) spooled in %s.", len(ops), self.spool_path)
-            else:
-                _remove(self.spool_path)
+                with self._cond:
+                    self._queue.extendleft(reversed(ops))
+                    self._oldest = time.monotonic() - self.interval_s
+            try:
+                self._spool_fd = open_for_append(self.spool_path)
+            except OSError as exc:
+                self._spool_error = str(exc)
+                logger.warning(
+                    "Cannot write the MLflow spool %s (%s): operations stay in memory.", self.spool_path, exc
+                )
         self._thread = threading.Thread(target=self._run, name="skflow-mlflow-logger", daemon=True)
         self._thread.start()
         return self
 
     def submit(self, operation: dict[str, Any]) -> None:
-        """Queue one operation (see `flows.tracking.ops`); never blocks on the network, never raises."""
+        """Queue one operation (see `flows.tracking.ops`) and write it to the spool; never blocks on
+        the network, never raises."""
         with self._cond:
             self._queue.append(operation)
+            if self._spool_fd is not None:
+                try:
+                    write_all(self._spool_fd, encode([operation]))
+                except (OSError, TypeError, ValueError) as exc:
+                    if self._spool_error is None:
+                        logger.warning("Cannot write the MLflow spool %s (%s).", self.spool_path, exc)
+                    self._spool_error = str(exc)
             if self._oldest is None:
                 self._oldest = time.monotonic()
-            if len(self._queue) >= _READY:
+            if len(self._queue) in (1, _READY):  # the thread waits without a timeout on an empty queue
                 self._cond.notify_all()
 
     @property
@@ -128,13 +142,14 @@ class ResilientLogger:
             return not self._queue
 
     def close(self, timeout: float) -> list[dict[str, Any]]:
-        """Flush for at most `timeout` seconds, stop the thread, and spool what is undelivered.
+        """Flush for at most `timeout` seconds and stop the thread; remove the spool if everything
+        was delivered, else `fsync` it and leave it for the next logger or `sync_spool`.
 
         Returns:
-            the undelivered operations (also appended to `spool_path`, unless they came from it).
+            the undelivered operations.
         """
         with self._cond:
-            if self._closed:  # already closed (and spooled)
+            if self._closed:
                 return list(self._queue)
         if self._thread is not None:
             self.flush(timeout)
@@ -145,15 +160,25 @@ class ResilientLogger:
             self._thread.join(self.request_timeout_s + 2.0)  # one request in flight at most
         with self._cond:
             pending = list(self._queue)
-            fresh = pending[self._adopted :]
-        if fresh and self.spool_path:
-            append_ops(self.spool_path, fresh)
+        fd, self._spool_fd = self._spool_fd, None
+        if fd is not None:
+            try:
+                if pending:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if not pending and self._spool_error is None:
+                _remove(self.spool_path)
+        if pending:
+            where = (
+                f"spooled in {self.spool_path}" if fd is not None and self._spool_error is None else "LOST: no spool"
+            )
             logger.warning(
-                "MLflow store unreachable (%s): %d operation(s) spooled to %s; the next fit on this model_dir "
+                "MLflow store unreachable (%s): %d operation(s) undelivered, %s; the next fit on this model_dir "
                 "(or flows.tracking.sync_spool) delivers them.",
                 self.last_error or "timed out",
-                len(fresh),
-                self.spool_path,
+                len(pending),
+                where,
             )
         return pending
 
@@ -229,10 +254,6 @@ class ResilientLogger:
             self._queue.popleft()
         self.delivered += len(batch)
         self._oldest = now if self._queue else None
-        if self._adopted:
-            self._adopted = max(self._adopted - len(batch), 0)
-            if self._adopted == 0 and not self._closed and self.spool_path:
-                _remove(self.spool_path)
 
 
 @dataclass(frozen=True)

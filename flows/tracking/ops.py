@@ -12,7 +12,7 @@ logged again with the same value, overwrites tags, and re-uploading an artifact 
 | `tags` | `tags`: `[key, value]` | `log_batch(tags=...)` (<= 100 per request) |
 | `status` | `status`, `time` (ms) | `update_run(RUNNING)` or `set_terminated(status, end_time)` |
 | `dataset` | `dataset` (MLflow's dataset dict), `context` | `log_inputs` |
-| `artifacts` | `path`, `artifact_path`, `remove` | `log_artifacts` / `log_artifact` (a staged copy, removed once sent) |
+| `artifacts` | `path`, `artifact_path`, `remove` | `log_artifacts` / `log_artifact` (a staged copy, removed once sent: gone means delivered) |
 | `plot` | `keys`, `name` | renders the run's delivered metric history, `log_artifact` |
 """
 
@@ -108,8 +108,8 @@ def deliver(ops: Sequence[Mapping[str, Any]]) -> None:
 
 def _deliver_artifacts(client: Any, o: Mapping[str, Any]) -> None:
     path = o["path"]
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Staged artifacts {path} are gone; they cannot be sent.")
+    if not os.path.exists(path):  # staged files are removed once sent: this operation was delivered
+        return
     if os.path.isdir(path):
         client.log_artifacts(o["run_id"], path, o.get("artifact_path"))
     else:
@@ -120,12 +120,9 @@ def _deliver_artifacts(client: Any, o: Mapping[str, Any]) -> None:
 
 def is_transient(exc: BaseException) -> bool:
     """Whether a failed delivery may succeed later (store unreachable, timed out, busy, 5xx):
-    everything except MLflow refusing the data itself (an invalid or changed value, a deleted run)
-    and staged files that are gone."""
+    everything except MLflow refusing the data itself (an invalid or changed value, a deleted run)."""
     from mlflow.exceptions import MlflowException
 
-    if isinstance(exc, FileNotFoundError):
-        return False
     if isinstance(exc, MlflowException):
         return exc.error_code not in _PERMANENT  # unreachable or timed out: INTERNAL_ERROR
     return isinstance(exc, Exception)

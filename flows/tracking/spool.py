@@ -1,10 +1,13 @@
-"""The spool: tracking operations not yet delivered, kept in model_dir until they are.
+"""The spool: a model's tracking operations on disk until they are delivered.
 
-`model_dir/mlflow_spool.jsonl` holds one JSON operation per line (see `flows.tracking.ops`), oldest
-first. Lines are only ever appended, in one `write` and followed by `fsync`; a crash in the middle of
-an append can leave a partial last line, which readers skip and the next append terminates first,
-so it never corrupts a line before it or after it. The file is removed only once every line in it
-has been delivered (`sync_spool`, or the next `MlflowMonitor` fit on that model_dir).
+`model_dir/mlflow_spool.jsonl` holds one JSON operation per line (see `flows.tracking.ops`), in the
+order they were made. The resilient logger writes each operation there when it is submitted (one
+`write` of one line, so a process killed at any moment, SIGKILL included, leaves every operation it
+made on disk), `fsync`s it when it closes with operations undelivered, and removes it once every
+operation in it is delivered. Lines are only ever appended; a machine crash in the middle of an
+append can leave a partial last line, which readers skip and the next append terminates first, so
+it never corrupts a line before or after it. Delivering a line twice is harmless (every operation
+is idempotent), which is why a spool is always delivered whole, from its first line.
 
 Files an operation uploads (checkpoints, event files) are staged under `model_dir/mlflow_outbox/`
 (hard links: no copy) and removed once sent.
@@ -18,7 +21,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["OUTBOX_DIR", "SPOOL_FILE", "append_ops", "read_ops", "spool_path"]
+__all__ = ["OUTBOX_DIR", "SPOOL_FILE", "append_ops", "encode", "open_for_append", "read_ops", "spool_path", "write_all"]
 
 logger = logging.getLogger("skflow")
 
@@ -31,27 +34,41 @@ def spool_path(model_dir: str | os.PathLike) -> str:
     return os.path.join(os.fspath(model_dir), SPOOL_FILE)
 
 
-def append_ops(path: str, ops: Iterable[Mapping[str, Any]]) -> int:
-    """Append `ops` to the spool file `path` (created if needed), durably; returns how many."""
-    lines = [json.dumps(dict(o), separators=(",", ":"), allow_nan=True) + "\n" for o in ops]
-    if not lines:
-        return 0
-    data = "".join(lines).encode("utf-8")
+def open_for_append(path: str) -> int:
+    """Open spool file `path` for appending (creating it), ending a line a crash cut short first."""
     created = not os.path.exists(path)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        os.write(fd, b"\n")  # so the cut-short line cannot swallow the next one
+    if created:
+        _fsync_directory(os.path.dirname(path) or ".")
+    return fd
+
+
+def encode(ops: Iterable[Mapping[str, Any]]) -> bytes:
+    """Operations as JSON lines."""
+    return "".join(json.dumps(dict(o), separators=(",", ":"), allow_nan=True) + "\n" for o in ops).encode("utf-8")
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def append_ops(path: str, ops: Iterable[Mapping[str, Any]]) -> int:
+    """Append `ops` to spool file `path` (created if needed) and `fsync` it; returns how many."""
+    data = encode(ops)
+    if not data:
+        return 0
+    fd = open_for_append(path)
     try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data  # end a line a crash cut short, so it cannot swallow ours
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    if created:
-        _fsync_directory(os.path.dirname(path) or ".")
-    return len(lines)
+    return data.count(b"\n")
 
 
 def read_ops(path: str) -> list[dict[str, Any]]:
