@@ -3,7 +3,10 @@
 What one fit records (one MLflow run per model_dir, its id kept in `model_dir/mlflow_run.json`):
 
 - params (`flows.tracking.params`) and tags (`skflow.version`, `skflow.git_commit`, `skflow.model_fn`,
-  the caller's), before any training step; a resumed fit whose params differ is an error then;
+  `skflow.max_steps`, the caller's), before any training step; a fit continuing the run whose params
+  differ is an error then. `max_steps` is the exception: the param keeps the run's first target, and
+  a continuation may train further (`fit(steps=100)` twice, or a rerun after a crash), its target in
+  the tag `skflow.max_steps`;
 - metrics at step = global step: `loss`, `steps_per_sec` and `examples_per_sec` every
   `every_n_steps` steps and at the last step, and what other monitors report (a
   `ValidationMonitor`'s `val_loss`, `val_accuracy`, ...) at the steps they ran;
@@ -138,6 +141,9 @@ class MlflowMonitor(EveryN):
         params = training_params(ctx, self.fingerprint)
         record = read_run_record(ctx.model_dir)
         run, logged = self._choose_run(store, record)
+        target = params["max_steps"]  # this fit's; the param keeps the run's first (a continuation may train further)
+        if "max_steps" in logged:
+            params["max_steps"] = logged["max_steps"]
         check_unchanged(logged, params, run.run_id)  # before any step, and before anything is sent
         self.run, self._plot_keys, self.undelivered = run, ["loss"], 0
         self._log = ResilientLogger(spool_path(ctx.model_dir), self.interval_s, self.request_timeout_s).start()
@@ -146,7 +152,8 @@ class MlflowMonitor(EveryN):
             self._log.submit(op("status", uri, run_id, status="RUNNING", time=now_ms()))
         for params_op in params_ops(uri, run_id, {k: v for k, v in params.items() if logged.get(k) != v}):
             self._log.submit(params_op)
-        tags = {**default_tags(_model_fn_name(ctx.estimator)), **{k: as_text(v) for k, v in self.tags.items()}}
+        tags = {**default_tags(_model_fn_name(ctx.estimator)), "skflow.max_steps": target}
+        tags.update({k: as_text(v) for k, v in self.tags.items()})
         self._log.submit(op("tags", uri, run_id, tags=[[k, v[:_TAG_LIMIT]] for k, v in tags.items()]))
         fingerprint = params.get("data.fingerprint")
         if fingerprint and fingerprint != "None":

@@ -5,7 +5,7 @@
 | `estimator.class` | the estimator's class name (`Estimator`, `DNNClassifier`, ...) |
 | `estimator.<name>` | its `get_params()` (nested dicts flattened: `estimator.params.hidden`; callables by qualified name) |
 | `config.<field>` | its `RunConfig`'s constructor arguments (not `verbose`, `master`, `evaluation_master`: how a fit is shown or reached, not what it trains) |
-| `batch_size`, `epochs`, `max_steps` | the fit (Keras autolog's names; `max_steps` is the global step the fit trains to) |
+| `batch_size`, `epochs`, `max_steps` | the fit (Keras autolog's names; `max_steps` is the global step the run's first fit trains to) |
 | `opt_name`, `opt_learning_rate`, `opt_<key>` | the first optimizer's class and `get_config()`, as Keras autolog logs them |
 | `feeder.<field>` | `TrainingContext.input_summary` (feeder kind, rows, shuffle, imputation) |
 | `data.fingerprint` | the training data's SHA-256 (`TrainingContext.input_fingerprint`) |

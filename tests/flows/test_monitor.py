@@ -135,8 +135,17 @@ def test_a_resumed_fit_with_a_changed_param_fails_before_any_step(tracking_uri, 
     run_id = read_run_record(model_dir)["run_id"]
     with pytest.raises(ValueError, match=r"'estimator.params.learning_rate' was '0.1', this fit has '0.05'") as error:
         _est(model_dir, learning_rate=0.05).fit(x, y, max_steps=80, monitors=[MlflowMonitor()])
-    assert run_id in str(error.value)
+    assert run_id in str(error.value) and "max_steps" not in str(error.value)
     assert _est(model_dir).latest_checkpoint().endswith("model.ckpt-40")
+
+
+def test_a_continuation_may_train_further_and_keeps_the_first_max_steps_param(tracking_uri, model_dir, iris):
+    x, y = iris
+    for _ in range(2):  # fit(steps=30) twice, as a rerun of the same script after a crash would
+        _est(model_dir).fit(x, y, steps=30, monitors=[MlflowMonitor(every_n_steps=10)])
+    run = MlflowClient().get_run(read_run_record(model_dir)["run_id"])
+    assert (run.data.params["max_steps"], run.data.tags["skflow.max_steps"]) == ("30", "60")
+    assert [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "loss")] == [10, 20, 30, 40, 50, 60]
 
 
 def test_keyboard_interrupt_ends_the_run_killed(tracking_uri, model_dir, iris):
