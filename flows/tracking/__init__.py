@@ -30,7 +30,7 @@ Public names (loaded on first use: `import flows.tracking` imports neither MLflo
   `TrackingUnavailableError`: runs (`flows.tracking.runs`).
 - `resolve_store`, `TrackingStore`, `get_or_create_experiment`: the store (`flows.tracking.store`).
 - `training_params`, `flatten_params`: the params scheme (`flows.tracking.params`).
-- `ResilientLogger`, `sync_spool`, `SyncResult`: delivery through outages (`flows.tracking.logger`).
+- `ResilientLogger`, `sync_spool`, `SyncResult`, `close_loggers`: delivery through outages (`flows.tracking.logger`).
 - `log_evaluation`: final `eval_*` metrics and the confusion matrix (`flows.tracking.evaluation`).
 - `log_model`, `load_model`, `LoggedModelInfo`, `pip_requirements`: the pyfunc model (`flows.tracking.model`).
 - `register_model`, `set_alias`, `get_alias_version`: the registry (`flows.tracking.registry`).
@@ -58,6 +58,7 @@ _EXPORTS = {
     "ResilientLogger": "logger",
     "SyncResult": "logger",
     "sync_spool": "logger",
+    "close_loggers": "logger",
     "log_evaluation": "evaluation",
     "LoggedModelInfo": "model",
     "load_model": "model",

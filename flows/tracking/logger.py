@@ -9,15 +9,19 @@ unreachable retries the *same* front operation with exponential backoff, so orde
 refusing data itself (a changed param, a deleted run) is logged and that operation dropped;
 nothing else is.
 
-`close(timeout)` (the end of a fit) flushes for at most `timeout` seconds; if everything was
-delivered it removes the spool, otherwise it `fsync`s it and leaves it for `sync_spool(model_dir)`
-or the next logger on that spool, which deliver it first, whole and in order (operations are
-idempotent), before anything new. Because every operation is on disk from the moment it is made, a
-process killed outright (SIGKILL) loses nothing either: the next fit on that model_dir delivers it.
+`flush(timeout, through=i)` waits at most `timeout` seconds for operation `i` (and all before it).
+`close(timeout)` flushes, stops the thread, and removes the spool if everything was delivered;
+otherwise it `fsync`s it and leaves it for `sync_spool(model_dir)` or the next logger on that spool,
+which deliver it first, whole and in order (operations are idempotent), before anything new.
+Because every operation is on disk from the moment it is made, a process killed outright (SIGKILL)
+loses nothing either: the next fit on that model_dir delivers it. In one process, one logger works on
+a spool (`shared_logger`): fits on the same model_dir share it, and loggers still open at
+interpreter exit are closed then, each flushing for a bounded time.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -31,7 +35,7 @@ from flows.tracking.ops import deliver, is_transient, mergeable
 from flows.tracking.spool import encode, open_for_append, read_ops, spool_path, write_all
 from flows.tracking.store import REQUEST_TIMEOUT_S, bounded_requests
 
-__all__ = ["ResilientLogger", "SyncResult", "sync_spool"]
+__all__ = ["ResilientLogger", "SyncResult", "close_loggers", "shared_logger", "sync_spool"]
 
 logger = logging.getLogger("skflow")
 
@@ -66,7 +70,9 @@ class ResilientLogger:
         self.interval_s = float(interval_s)
         self.request_timeout_s = int(request_timeout_s)
         self.max_backoff_s = float(max_backoff_s)
-        self.delivered = 0  # operations delivered (or refused by MLflow and dropped)
+        self.delivered = 0  # operations delivered (or refused by MLflow and dropped), in order
+        self.submitted = 0  # operations queued (adopted from the spool included); the next one gets this index
+        self.close_timeout_s = 30.0  # how long closing at interpreter exit flushes
         self.dropped: list[tuple[dict[str, Any], str]] = []  # (operation, why) that MLflow refused
         self.last_error: str | None = None
         self._queue: deque[dict[str, Any]] = deque()
@@ -80,6 +86,8 @@ class ResilientLogger:
         self._outage_since: float | None = None
         self._spool_fd: int | None = None
         self._spool_error: str | None = None
+        self._later: dict[Any, dict[str, Any]] = {}  # operations held until close, by key
+        self._kick_through = 0  # operations before this index are sent without waiting out the interval
 
     # ------------------------------------------------------------------ the training thread's side
     def start(self) -> ResilientLogger:
@@ -92,6 +100,7 @@ class ResilientLogger:
                 logger.info("Delivering %d MLflow operation(s) spooled in %s.", len(ops), self.spool_path)
                 with self._cond:
                     self._queue.extendleft(reversed(ops))
+                    self.submitted += len(ops)
                     self._oldest = time.monotonic() - self.interval_s
             try:
                 self._spool_fd = open_for_append(self.spool_path)
@@ -104,11 +113,13 @@ class ResilientLogger:
         self._thread.start()
         return self
 
-    def submit(self, operation: dict[str, Any]) -> None:
+    def submit(self, operation: dict[str, Any]) -> int:
         """Queue one operation (see `flows.tracking.ops`) and write it to the spool; never blocks on
-        the network, never raises."""
+        the network, never raises. Returns its index (for `flush(through=...)`)."""
         with self._cond:
             self._queue.append(operation)
+            index = self.submitted
+            self.submitted += 1
             if self._spool_fd is not None:
                 try:
                     write_all(self._spool_fd, encode([operation]))
@@ -120,26 +131,48 @@ class ResilientLogger:
                 self._oldest = time.monotonic()
             if len(self._queue) in (1, _READY):  # the thread waits without a timeout on an empty queue
                 self._cond.notify_all()
+            return index
+
+    def submit_later(self, key: Any, operation: dict[str, Any] | None) -> None:
+        """Hold `operation` until `close` (which submits it first), replacing one held under `key`;
+        None drops what is held. For derived artifacts worth making once, not after every fit (a
+        loss curve): they are not in the spool until submitted."""
+        with self._cond:
+            self._later.pop(key, None)
+            if operation is not None:
+                self._later[key] = operation
+
+    def kick(self) -> None:
+        """Send what is queued now instead of gathering for `interval_s` (without waiting for it)."""
+        with self._cond:
+            self._kick_through = self.submitted
+            self._cond.notify_all()
 
     @property
     def pending(self) -> int:
         """Operations not delivered yet."""
         return len(self._queue)
 
-    def flush(self, timeout: float) -> bool:
-        """Send everything queued now; wait at most `timeout` seconds. Returns whether all was delivered."""
+    def flush(self, timeout: float, through: int | None = None) -> bool:
+        """Send what is queued now, waiting at most `timeout` seconds until operation `through`
+        (an index `submit` returned; default: the last one) is delivered. Returns whether it was."""
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._cond:
+            target = self.submitted if through is None else through + 1
             self._urgent = True
             self._retry_at = min(self._retry_at, time.monotonic() + 1.0)
             self._cond.notify_all()
-            while self._queue and self._thread is not None and self._thread.is_alive():
+            while self.delivered < target and self._thread is not None and self._thread.is_alive():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
             self._urgent = False
-            return not self._queue
+            return self.delivered >= target
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self, timeout: float) -> list[dict[str, Any]]:
         """Flush for at most `timeout` seconds and stop the thread; remove the spool if everything
@@ -151,6 +184,9 @@ class ResilientLogger:
         with self._cond:
             if self._closed:
                 return list(self._queue)
+            later, self._later = list(self._later.values()), {}
+        for operation in later:
+            self.submit(operation)
         if self._thread is not None:
             self.flush(timeout)
         with self._cond:
@@ -160,6 +196,9 @@ class ResilientLogger:
             self._thread.join(self.request_timeout_s + 2.0)  # one request in flight at most
         with self._cond:
             pending = list(self._queue)
+        with _live_lock:
+            if self.spool_path and _live.get(self.spool_path) is self:
+                del _live[self.spool_path]
         fd, self._spool_fd = self._spool_fd, None
         if fd is not None:
             try:
@@ -208,7 +247,8 @@ class ResilientLogger:
                 return None
             now = time.monotonic()
             if self._queue:
-                due = (self._oldest or now) + (0 if self._urgent or len(self._queue) >= _READY else self.interval_s)
+                now_please = self._urgent or len(self._queue) >= _READY or self.delivered < self._kick_through
+                due = (self._oldest or now) + (0 if now_please else self.interval_s)
                 start = max(due, self._retry_at)
                 if start <= now:
                     break
@@ -267,6 +307,9 @@ class SyncResult:
 def sync_spool(model_dir: str | os.PathLike, timeout: float = 60.0) -> SyncResult:
     """Deliver the operations spooled in `model_dir` (in order), removing the spool once all are.
 
+    A logger of this process still working on that spool (an `MlflowMonitor`'s, after a fit) is
+    closed instead: it holds the same operations.
+
     Args:
         model_dir: the model directory whose `mlflow_spool.jsonl` to deliver.
         timeout: give up after this many seconds, leaving what is undelivered in the spool. default=60.
@@ -274,9 +317,47 @@ def sync_spool(model_dir: str | os.PathLike, timeout: float = 60.0) -> SyncResul
     Returns:
         a `SyncResult`; `remaining == 0` means the spool is gone (or there was none).
     """
-    log = ResilientLogger(spool_path=spool_path(model_dir), interval_s=0.0).start()
+    path = spool_path(model_dir)
+    with _live_lock:
+        log = _live.get(path)
+    if log is None:
+        log = ResilientLogger(spool_path=path, interval_s=0.0).start()
+    before = log.delivered
     pending = log.close(timeout)
-    return SyncResult(log.delivered, len(pending))
+    return SyncResult(log.delivered - before, len(pending))
+
+
+_live: dict[str, ResilientLogger] = {}  # spool path -> the logger of this process that writes it
+_live_lock = threading.Lock()
+_atexit_registered = False
+
+
+def shared_logger(path: str, **options: Any) -> ResilientLogger:
+    """The started logger of this process for spool file `path`: the one already working on it
+    (two loggers on one spool would deliver and remove it behind each other's back), or a new one
+    made with `options`. Loggers still open when the interpreter exits are closed then, each
+    flushing for at most its `close_timeout_s`."""
+    global _atexit_registered
+    with _live_lock:
+        log = _live.get(path)
+        if log is None or log.closed:
+            if not _atexit_registered:
+                atexit.register(_close_live)
+                _atexit_registered = True
+            log = _live[path] = ResilientLogger(spool_path=path, **options).start()
+        return log
+
+
+def close_loggers(timeout: float | None = None) -> int:
+    """Close every logger of this process (each flushing at most `timeout` seconds, default its
+    `close_timeout_s`); returns how many operations stay undelivered in their spools."""
+    with _live_lock:
+        logs = list(_live.values())
+    return sum(len(log.close(log.close_timeout_s if timeout is None else timeout)) for log in logs)
+
+
+def _close_live() -> None:
+    close_loggers()
 
 
 def _remove(path: str) -> None:

@@ -107,7 +107,7 @@ def log_model(
         if export_dir is None:
             if estimator is None:
                 raise ValueError("Pass the estimator to export, or export_dir (a SavedModel export).")
-            export_dir = _exporter(estimator).export_saved_model(os.path.join(tmp, "export"))
+            export_dir = _export(estimator, os.path.join(tmp, "export"))
         loaded, inputs = _serving_inputs(export_dir)
         example, columns = _example_frame(input_example, inputs, feature_names)
         signature = _signature(loaded, inputs, example, columns)
@@ -146,6 +146,17 @@ def _exporter(estimator: Any) -> Any:
     if inner is None:
         raise ValueError(f"{type(estimator).__name__} has no SavedModel to export: fit it first.")
     return inner
+
+
+def _export(estimator: Any, base: str) -> str:
+    """The weights in memory as a SavedModel under `base`. An Estimator restored from its model_dir
+    and not used yet cannot export its weights in memory today (a KeyError naming a variable, in
+    estimators/export.py): it is exported from its latest checkpoint instead, which holds the same weights."""
+    exporter = _exporter(estimator)
+    try:
+        return exporter.export_saved_model(base)
+    except KeyError:
+        return exporter.export_saved_model(base, checkpoint_path=exporter.model_dir)
 
 
 def _serving_inputs(export_dir: str | os.PathLike) -> tuple[Any, dict[str, Any]]:

@@ -11,13 +11,18 @@ What one fit records (one MLflow run per model_dir, its id kept in `model_dir/ml
   `every_n_steps` steps and at the last step, and what other monitors report (a
   `ValidationMonitor`'s `val_loss`, `val_accuracy`, ...) at the steps they ran;
 - the training data as a dataset input whose digest is its fingerprint;
-- at the end: the latest and best checkpoints, the TensorBoard event files and `plots/loss_curve.png`
-  (`flows.tracking.artifacts`), then the run's status: FINISHED, FAILED (with the error in the tag
-  `skflow.error`) or KILLED (KeyboardInterrupt, or SIGTERM while fitting in the main thread).
+- at the end: the run's status: FINISHED, FAILED (with the error in the tag `skflow.error`) or KILLED
+  (KeyboardInterrupt, or SIGTERM while fitting in the main thread); then the latest and best
+  checkpoints, the TensorBoard event files and `plots/loss_curve.png` (`flows.tracking.artifacts`).
 
-Every call from the training thread only queues (`flows.tracking.logger`); the end of a fit waits
-at most `flush_timeout_s` for delivery, then spools the rest in model_dir for the next fit (or
-`sync_spool`) to deliver.
+Every call from the training thread only queues (`flows.tracking.logger`, which also writes it to
+`model_dir/mlflow_spool.jsonl` at once); what a fit's start queues is sent while it trains. The end
+of a fit waits at most `flush_timeout_s` for the delivery of everything up to the run's status;
+what the store did not take by then stays in the spool and keeps being retried in the background,
+and the next fit on that model_dir (in this process or another) or `sync_spool(model_dir)` delivers
+it. The artifacts follow the status in the background; the loss curve is drawn at most once a
+minute per run (many short fits in a row draw it when the logger closes). `MlflowMonitor.close()`
+(or the interpreter's exit) waits for them.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from typing import Any
 
 from estimators.monitors import EveryN
 from flows.tracking.artifacts import artifacts_op, dataset_op
-from flows.tracking.logger import ResilientLogger, now_ms, params_ops
+from flows.tracking.logger import ResilientLogger, now_ms, params_ops, shared_logger
 from flows.tracking.ops import metrics_op, op
 from flows.tracking.params import as_text, check_unchanged, training_params
 from flows.tracking.runs import TrackedRun, create_run, default_tags, read_run_record, record_of, write_run_record
@@ -45,6 +50,7 @@ __all__ = ["MlflowMonitor", "TrainingTerminated"]
 logger = logging.getLogger("skflow")
 
 _TAG_LIMIT = 8000  # MAX_TAG_VAL_LENGTH
+PLOT_EVERY_S = 60.0  # the loss curve is drawn at most this often (a PNG costs ~60 ms of CPU), and at close
 
 
 class TrainingTerminated(SystemExit):
@@ -77,16 +83,19 @@ class MlflowMonitor(EveryN):
             this monitor created or continues from model_dir (a run passed as `run` is the caller's
             to end). FAILED and KILLED are always set.
         new_run: start a new run even when model_dir records one. default=False.
-        flush_timeout_s: how long the end of a fit waits for MLflow before spooling. default=30.
+        flush_timeout_s: the most the end of a fit (and `close`) waits for MLflow. default=30.
         interval_s: how long metrics are gathered into one request. default=2.0.
         request_timeout_s: the most one request to a tracking server may take. default=5.
 
     Attributes:
         run: the `TrackedRun` of the latest fit (None before the first).
-        undelivered: operations the latest fit spooled instead of delivering.
+        undelivered: operations of the latest fit the store had not taken when it ended (they wait
+            in the spool).
 
     Example:
-        >>> est.fit(x, y, steps=1000, monitors=[MlflowMonitor(experiment_name="iris")])
+        >>> monitor = MlflowMonitor(experiment_name="iris")
+        >>> est.fit(x, y, steps=1000, monitors=[monitor])
+        >>> monitor.close()  # optional: waits for the loss curve (the interpreter's exit does too)
         >>> MlflowClient().get_metric_history(monitor.run.run_id, "loss")
     """
 
@@ -125,7 +134,9 @@ class MlflowMonitor(EveryN):
         self._given_run = run
         self.run: TrackedRun | None = None
         self.undelivered = 0
-        self._log: ResilientLogger | None = None
+        self._log: ResilientLogger | None = None  # this fit's (None outside a fit)
+        self._logs: list[ResilientLogger] = []  # every logger this monitor used, for close()
+        self._plotted_at: dict[str, float] = {}  # run id -> when its loss curve was last queued
         self._owns = False
         self._plot_keys: list[str] = ["loss"]
         self._mark: tuple[int, float] = (0, 0.0)
@@ -146,21 +157,32 @@ class MlflowMonitor(EveryN):
             params["max_steps"] = logged["max_steps"]
         check_unchanged(logged, params, run.run_id)  # before any step, and before anything is sent
         self.run, self._plot_keys, self.undelivered = run, ["loss"], 0
-        self._log = ResilientLogger(spool_path(ctx.model_dir), self.interval_s, self.request_timeout_s).start()
+        self._log = shared_logger(
+            spool_path(ctx.model_dir), interval_s=self.interval_s, request_timeout_s=self.request_timeout_s
+        )
+        self._log.close_timeout_s = self.flush_timeout_s
+        if self._log not in self._logs:
+            self._logs.append(self._log)
         uri, run_id = run.tracking_uri, run.run_id
-        if record is not None and record["run_id"] == run_id:  # a resumed run: RUNNING again
+        resumed = record is not None and record["run_id"] == run_id
+        if resumed:  # RUNNING again
             self._log.submit(op("status", uri, run_id, status="RUNNING", time=now_ms()))
         for params_op in params_ops(uri, run_id, {k: v for k, v in params.items() if logged.get(k) != v}):
             self._log.submit(params_op)
         tags = {**default_tags(_model_fn_name(ctx.estimator)), "skflow.max_steps": target}
-        tags.update({k: as_text(v) for k, v in self.tags.items()})
-        self._log.submit(op("tags", uri, run_id, tags=[[k, v[:_TAG_LIMIT]] for k, v in tags.items()]))
+        tags.update({k: as_text(v)[:_TAG_LIMIT] for k, v in self.tags.items()})
+        sent = record.get("tags", {}) if resumed else {}
+        changed = [[k, v] for k, v in tags.items() if sent.get(k) != v]
+        if changed:
+            self._log.submit(op("tags", uri, run_id, tags=changed))
         fingerprint = params.get("data.fingerprint")
-        if fingerprint and fingerprint != "None":
+        if fingerprint and fingerprint != "None" and logged.get("data.fingerprint") != fingerprint:
             summary = ctx.input_summary
             self._log.submit(dataset_op(uri, run_id, fingerprint, summary, self.dataset_name, self.dataset_source))
+        self._log.kick()  # while training runs, not at its end
         if ctx.is_chief:
-            write_run_record(ctx.model_dir, {**record_of(run, {**logged, **params}), "global_step": ctx.global_step})
+            record = {**record_of(run, {**logged, **params}), "tags": {**sent, **tags}, "global_step": ctx.global_step}
+            write_run_record(ctx.model_dir, record)
         self._mark = (ctx.global_step, time.perf_counter())
         self._install_sigterm()
 
@@ -226,39 +248,71 @@ class MlflowMonitor(EveryN):
         self._finish(exception)
 
     def _finish(self, error: BaseException | None) -> None:
-        """Queue the artifacts and the status, deliver for at most flush_timeout_s, spool the rest."""
+        """Queue the last metrics and the status and wait at most flush_timeout_s for them; the
+        artifacts and the loss curve follow in the background (`close` waits for them)."""
         log, ctx, run = self._log, self.context, self.run
+        self._log = None
         if log is None or run is None:
             self._restore_sigterm()
             return
         self._finishing = True
         try:
             uri, run_id = run.tracking_uri, run.run_id
-            if self.log_artifacts and ctx.is_chief:
-                try:
-                    staged = artifacts_op(uri, run_id, ctx.model_dir, ctx.latest_checkpoint(), ctx.best_checkpoint())
-                    if staged is not None:
-                        log.submit(staged)
-                except OSError as exc:
-                    logger.warning("Could not stage the run's artifacts: %s", exc)
-                log.submit(op("plot", uri, run_id, keys=self._plot_keys, name="loss_curve.png"))
             status = _status_of(error)
             if error is not None and status == "FAILED":
                 text = "".join(traceback.format_exception(error))[-_TAG_LIMIT:]
                 log.submit(op("tags", uri, run_id, tags=[["skflow.error", text]]))
             if error is not None or self._owns:
                 log.submit(op("status", uri, run_id, status=status, time=now_ms()))
-            self.undelivered = len(log.close(self.flush_timeout_s))
+            last = log.submitted - 1
+            if self.log_artifacts and ctx.is_chief:
+                self._queue_artifacts(log, ctx, run)
+            if not log.flush(self.flush_timeout_s, through=last):
+                self.undelivered = last + 1 - log.delivered
+                logger.warning(
+                    "MLflow store unreachable (%s): %d operation(s) of run %s wait in %s; they are delivered in "
+                    "the background, then by the next fit on this model_dir or flows.tracking.sync_spool.",
+                    log.last_error or "timed out",
+                    self.undelivered,
+                    run_id,
+                    log.spool_path,
+                )
+            else:
+                self.undelivered = 0
             if ctx.is_chief and (record := read_run_record(ctx.model_dir)) and record["run_id"] == run_id:
                 write_run_record(ctx.model_dir, {**record, "global_step": ctx.global_step})
         except Exception as exc:  # tracking never fails a fit that trained
-            logger.error("MlflowMonitor could not close run %s: %s", run.run_id, exc)
-            if self._log is not None:
-                self.undelivered = len(log.close(0))
+            logger.error("MlflowMonitor could not finish recording run %s: %s", run.run_id, exc)
         finally:
-            self._log = None
             self._finishing = False
             self._restore_sigterm()
+
+    def _queue_artifacts(self, log: ResilientLogger, ctx: Any, run: TrackedRun) -> None:
+        """The checkpoints and event files (staged now), then the loss curve: at most once a minute
+        per run (a PNG costs ~60 ms of CPU), else held until the logger closes."""
+        uri, run_id = run.tracking_uri, run.run_id
+        try:
+            staged = artifacts_op(uri, run_id, ctx.model_dir, ctx.latest_checkpoint(), ctx.best_checkpoint())
+            if staged is not None:
+                log.submit(staged)
+        except OSError as exc:
+            logger.warning("Could not stage the run's artifacts: %s", exc)
+        plot = op("plot", uri, run_id, keys=self._plot_keys, name="loss_curve.png")
+        now = time.monotonic()
+        if now - self._plotted_at.get(run_id, -PLOT_EVERY_S) >= PLOT_EVERY_S:
+            log.submit_later(("plot", run_id), None)
+            log.submit(plot)
+            self._plotted_at[run_id] = now
+        else:
+            log.submit_later(("plot", run_id), plot)
+
+    def close(self, timeout: float | None = None) -> int:
+        """Deliver everything this monitor's fits queued (the last loss curve included), waiting at
+        most `timeout` seconds (default: `flush_timeout_s`), and stop the background thread; what is
+        undelivered stays in the spool. Fits after `close` start a new thread. Returns how many
+        operations are undelivered."""
+        logs, self._logs = self._logs, []
+        return sum(len(log.close(self.flush_timeout_s if timeout is None else timeout)) for log in logs)
 
     # ------------------------------------------------------------------ SIGTERM -> KILLED
     def _install_sigterm(self) -> None:

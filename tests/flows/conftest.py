@@ -44,9 +44,13 @@ def tracking_uri(tmp_path, mlflow_template_db, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _quiet_mlflow_logs():
+def _quiet_mlflow_logs_and_no_logger_left_running():
     for name in ("mlflow", "alembic", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    yield
+    from flows.tracking import close_loggers
+
+    close_loggers(timeout=5)
 
 
 class MlflowServer:

@@ -48,6 +48,7 @@ def fitted(tracking_uri, model_dir, iris):
     monitor = MlflowMonitor(experiment_name="iris", every_n_steps=50, tags={"team": "ml"})
     validation = ValidationMonitor(x, y, every_n_steps=100, metrics=["accuracy"], keep_best=True)
     _est(model_dir).fit(x, y, max_steps=200, batch_size=30, monitors=[monitor, validation])
+    assert monitor.close() == 0  # the loss curve follows the status in the background
     return MlflowClient(), monitor.run
 
 

@@ -62,6 +62,7 @@ def test_a_server_killed_for_20_s_mid_fit_and_restarted_gets_every_metric_in_ord
     _est(model_dir).fit(*iris, max_steps=max_steps, monitors=[monitor, paced])
     ended = time.monotonic()
     outage["thread"].join(timeout=120)
+    assert monitor.close(timeout=60) == 0
 
     run_id = monitor.run.run_id
     client = MlflowClient()
@@ -97,7 +98,9 @@ def test_a_server_that_stays_away_leaves_a_spool_that_the_next_run_delivers(mlfl
     run_id = read_run_record(model_dir)["run_id"]
     client = MlflowClient()
     assert client.get_run(run_id).info.status == "RUNNING"  # its end could not reach the server
-    _est(model_dir).fit(*iris, max_steps=300, monitors=[MlflowMonitor(every_n_steps=10)])  # the next run
+    again = MlflowMonitor(every_n_steps=10)
+    _est(model_dir).fit(*iris, max_steps=300, monitors=[again])  # the next run
+    assert again.close() == 0
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == list(range(10, 301, 10))
     assert client.get_run(run_id).info.status == "FINISHED"
     assert not os.path.exists(spool)

@@ -93,7 +93,9 @@ def test_a_run_left_running_by_sigkill_is_continued_by_the_resume_which_delivers
 
     config = RunConfig(tf_random_seed=0, verbose=0, log_step_count_steps=0, save_checkpoints_steps=10)
     est = Estimator(mlp_fn, model_dir=model_dir, config=config, params={"n_classes": 3})
-    est.fit(*iris, max_steps=MAX_STEPS, monitors=[MlflowMonitor(every_n_steps=10)])
+    resumed = MlflowMonitor(every_n_steps=10)
+    est.fit(*iris, max_steps=MAX_STEPS, monitors=[resumed])
+    assert resumed.close() == 0
     assert read_run_record(model_dir)["run_id"] == run_id
     steps = [m.step for m in client.get_metric_history(run_id, "loss")]
     assert set(steps) == set(range(10, MAX_STEPS + 1, 10)), f"killed at step {killed_at}"
