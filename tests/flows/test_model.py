@@ -116,3 +116,14 @@ def test_registering_two_versions_and_moving_champion_loads_the_second(iris_mode
     assert champion.metadata.model_id == second.model_id
     frame = pd.DataFrame(x, columns=[f"feature_{i}" for i in range(4)])
     _assert_parity(champion.predict(frame), est.predict(x))
+
+
+def test_a_model_logged_to_the_tracking_server_is_registered_and_loaded_by_alias(mlflow_server, model_dir, iris):
+    x, y = iris
+    est = Estimator(mlp_fn, model_dir=model_dir, config=CONFIG, params={"n_classes": 3})
+    est.fit(x, y, max_steps=30, batch_size=30)
+    run = create_run("served")
+    info = log_model(run, est, input_example=x)
+    set_alias("served-iris", "champion", register_model(info.model_uri, "served-iris"))
+    frame = pd.DataFrame(x, columns=[f"feature_{i}" for i in range(4)])
+    _assert_parity(load_model("models:/served-iris@champion").predict(frame), est.predict(x))

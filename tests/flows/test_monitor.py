@@ -182,3 +182,17 @@ def test_a_run_passed_by_the_caller_is_recorded_into_and_left_running(tracking_u
     assert client.get_run(run.run_id).data.tags["prefect.flow_run_id"] == "abc"
     end_run(run)
     assert client.get_run(run.run_id).info.status == "FINISHED"
+
+
+def test_a_store_unreachable_when_a_new_run_starts_fails_the_fit_before_any_step(model_dir, iris, monkeypatch):
+    import socket
+
+    from flows.tracking import TrackingUnavailableError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(TrackingUnavailableError, match="did not answer for 1 s"):
+        _est(model_dir).fit(*iris, max_steps=20, monitors=[MlflowMonitor(flush_timeout_s=1)])
+    assert read_run_record(model_dir) is None
