@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.tracking.ops import deliver, is_transient, mergeable
-from flows.tracking.spool import encode, open_for_append, read_ops, spool_path, write_all
+from flows.tracking.spool import append_ops, encode, open_for_append, read_ops, spool_path, write_all
 from flows.tracking.store import REQUEST_TIMEOUT_S, bounded_requests
 
 __all__ = ["ResilientLogger", "SyncResult", "close_loggers", "shared_logger", "sync_spool"]
@@ -117,6 +117,13 @@ class ResilientLogger:
         """Queue one operation (see `flows.tracking.ops`) and write it to the spool; never blocks on
         the network, never raises. Returns its index (for `flush(through=...)`)."""
         with self._cond:
+            if self._closed:  # too late for this logger: straight to the spool, for the next one
+                if self.spool_path:
+                    try:
+                        append_ops(self.spool_path, [operation])
+                    except OSError as exc:
+                        logger.warning("Cannot write the MLflow spool %s (%s).", self.spool_path, exc)
+                return self.submitted
             self._queue.append(operation)
             index = self.submitted
             self.submitted += 1
@@ -173,6 +180,11 @@ class ResilientLogger:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def unreachable(self) -> bool:
+        """Whether the last attempt to deliver failed (the store is away)."""
+        return self._outage_since is not None
 
     def close(self, timeout: float) -> list[dict[str, Any]]:
         """Flush for at most `timeout` seconds and stop the thread; remove the spool if everything

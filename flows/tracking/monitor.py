@@ -82,7 +82,8 @@ class MlflowMonitor(EveryN):
         end_run: whether a fit that ends normally sets the run FINISHED. default=None: only a run
             this monitor created or continues from model_dir (a run passed as `run` is the caller's
             to end). FAILED and KILLED are always set.
-        new_run: start a new run even when model_dir records one. default=False.
+        new_run: this monitor's first fit starts a new run even when model_dir records one (its
+            later fits continue that run). default=False.
         flush_timeout_s: the most the end of a fit (and `close`) waits for MLflow. default=30.
         interval_s: how long metrics are gathered into one request. default=2.0.
         request_timeout_s: the most one request to a tracking server may take. default=5.
@@ -196,7 +197,8 @@ class MlflowMonitor(EveryN):
                 return run, dict(record["params"])
             return run, _logged_params(run)
         self._owns = self.end_run is not False
-        if record is not None and not self.new_run:
+        fresh = self.new_run and (self.run is None or record is None or record["run_id"] != self.run.run_id)
+        if record is not None and not fresh:
             if record["tracking_uri"] == store.tracking_uri:
                 run = TrackedRun(record["run_id"], record.get("experiment_id", ""), record["tracking_uri"])
                 logger.info("Continuing MLflow run %s recorded in %s.", run.run_id, self.context.model_dir)
@@ -269,7 +271,7 @@ class MlflowMonitor(EveryN):
                 self._queue_artifacts(log, ctx, run)
             if not log.flush(self.flush_timeout_s, through=last):
                 self.undelivered = last + 1 - log.delivered
-                logger.warning(
+                (logger.warning if log.unreachable else logger.debug)(
                     "MLflow store unreachable (%s): %d operation(s) of run %s wait in %s; they are delivered in "
                     "the background, then by the next fit on this model_dir or flows.tracking.sync_spool.",
                     log.last_error or "timed out",

@@ -196,3 +196,11 @@ def test_a_store_unreachable_when_a_new_run_starts_fails_the_fit_before_any_step
     with pytest.raises(TrackingUnavailableError, match="did not answer for 1 s"):
         _est(model_dir).fit(*iris, max_steps=20, monitors=[MlflowMonitor(flush_timeout_s=1)])
     assert read_run_record(model_dir) is None
+
+
+def test_a_fit_that_does_not_wait_for_mlflow_is_delivered_in_the_background(tracking_uri, model_dir, iris):
+    monitor = MlflowMonitor(every_n_steps=10, flush_timeout_s=0)
+    _est(model_dir).fit(*iris, max_steps=30, monitors=[monitor])
+    assert monitor.close(timeout=30) == 0
+    run = MlflowClient().get_run(monitor.run.run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics["loss"] > 0
