@@ -1,0 +1,82 @@
+"""The model registry: register a logged model as a version, move aliases, load by alias.
+
+`register_model(run_id, "iris")` registers the model the run logged (its latest, by step) as a new
+version of the registered model "iris" (created if new); `set_alias("iris", "champion", version)`
+points the alias at it (moving it from any other version); `load_model("models:/iris@champion")`
+(`flows.tracking.load_model`) loads whichever version the alias names now.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.tracking.runs import TrackedRun
+from flows.tracking.store import bounded_requests, get_client, resolve_store
+
+__all__ = ["get_alias_version", "register_model", "set_alias"]
+
+
+def register_model(model: TrackedRun | str, name: str, tracking_uri: str | None = None) -> str:
+    """Register a logged model as a new version of registered model `name`.
+
+    Args:
+        model: a `models:/<model_id>` URI (`LoggedModelInfo.model_uri`), or a run (`TrackedRun`
+            or run id) whose latest logged model to register.
+        name: the registered model's name (created if it does not exist).
+        tracking_uri: default: the run's, else `MLFLOW_TRACKING_URI`, else the embedded store.
+
+    Returns:
+        the new version, as a string ("1", "2", ...).
+
+    Raises:
+        ValueError: the run has logged no model.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(model, TrackedRun):
+        tracking_uri, model = tracking_uri or model.tracking_uri, model.run_id
+    client = get_client(resolve_store(tracking_uri).tracking_uri)
+    with bounded_requests():
+        if model.startswith("models:/"):
+            model_id = model[len("models:/") :]
+            run_id = client.get_logged_model(model_id).source_run_id
+        else:
+            run_id, model_id = model, _latest_model_of(client, model)
+        try:
+            client.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
+        version = client.create_model_version(
+            name, f"models:/{model_id}", run_id=run_id, model_id=model_id, await_creation_for=0
+        )
+    return str(version.version)
+
+
+def _latest_model_of(client: Any, run_id: str) -> str:
+    outputs = client.get_run(run_id).outputs
+    models = list(outputs.model_outputs) if outputs is not None else []
+    if not models:
+        raise ValueError(f"MLflow run {run_id} has logged no model; log one first (flows.tracking.log_model).")
+    return max(models, key=lambda m: m.step).model_id
+
+
+def set_alias(name: str, alias: str, version: str | int, tracking_uri: str | None = None) -> None:
+    """Point `alias` of registered model `name` at `version` (moving it from another version)."""
+    client = get_client(resolve_store(tracking_uri).tracking_uri)
+    with bounded_requests():
+        client.set_registered_model_alias(name, alias, str(version))
+
+
+def get_alias_version(name: str, alias: str, tracking_uri: str | None = None) -> str | None:
+    """The version `alias` of registered model `name` points at, or None when it points nowhere."""
+    from mlflow.exceptions import MlflowException
+
+    client = get_client(resolve_store(tracking_uri).tracking_uri)
+    try:
+        with bounded_requests():
+            return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
