@@ -1,0 +1,245 @@
+"""`CannedEstimator`: the scikit-learn adapter every canned estimator is built on.
+
+A canned estimator is a scikit-learn estimator (`get_params`/`set_params`/`clone`, `Pipeline`,
+`GridSearchCV`, pickling) in front of an inner `Estimator` (`estimator_`) that runs one of the
+model_fns of `estimators.canned.model_fns`. `__init__` only stores its arguments; `fit` validates
+the data, creates the inner Estimator and trains it from scratch; `partial_fit` keeps training the
+same one. What the model_fn needs to know about the data (classes, vocabularies) goes to it in the
+inner Estimator's `params`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from estimators._validation import check_positive_int, invalid_argument
+from estimators.canned.data import as_frame, check_sample_weight, layout, needs_pandas_feeder, seed_of
+from estimators.estimator import Estimator
+from estimators.run_config import RunConfig
+from feeders import FrameEncoding
+
+__all__ = ["COMMON_ARGS_DOC", "CannedEstimator"]
+
+COMMON_ARGS_DOC = """
+    Args:
+        optimizer: optimizer name ("Adam", "Adagrad", "SGD", "Ftrl", "RMSProp", ...) or Keras optimizer class.
+        learning_rate: step size. batch_size: rows per step, default=32.
+        epochs: passes over the data per fit (ignored when `steps` is set). steps: training steps per fit
+            and per partial_fit call (which otherwise trains one epoch). Arguments of one `fit` call
+            (`steps=`, then `epochs=`) win over both.
+        model_dir: checkpoint directory; default a new temporary one per fit. warm_start: continue training
+            the model in model_dir (or of the previous fit) instead of starting from scratch.
+        config: a RunConfig. random_state: seed for initialisation and shuffling. verbose: 0 quiet, 1 progress.
+"""
+
+_FIT_OVERRIDES = ("steps", "epochs", "batch_size", "monitors")
+
+
+class CannedEstimator(BaseEstimator):
+    """Shared fit/partial_fit/predict machinery. Subclasses name their model_fn (`_model_fn`), their
+    head (`_head`: "classifier" or "regressor") and how targets are encoded (`_encode_targets`,
+    `_head_params`)."""
+
+    _model_fn: Any = None
+    _head: str = ""
+
+    # ------------------------------------------------------------------ scikit-learn protocol
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        # DataFrames with categorical and string columns are accepted (through the PandasFeeder), but
+        # not arrays of strings; declaring them would make scikit-learn's checks feed only rounded data.
+        tags.input_tags.categorical = False
+        tags.input_tags.string = False
+        tags.non_deterministic = False
+        return tags
+
+    # ------------------------------------------------------------------ the inner Estimator
+    def _model_params(self, seed: int | None) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "clip_gradients": getattr(self, "clip_gradients", None),
+        }
+
+    def _run_config(self, seed: int | None) -> RunConfig:
+        base = self.config if self.config is not None else RunConfig(log_step_count_steps=0, verbose=self.verbose)
+        if not isinstance(base, RunConfig):
+            raise invalid_argument("config", base, "a RunConfig or None")
+        return base.replace(tf_random_seed=seed) if seed is not None else base
+
+    def _new_estimator(self, params: dict[str, Any], config: RunConfig) -> Estimator:
+        model_dir = self.model_dir
+        if model_dir is None:
+            model_dir = tempfile.mkdtemp(prefix=f"skflow_{type(self).__name__.lower()}_")
+        elif (
+            not self.warm_start
+            and os.path.isdir(model_dir)
+            and any(f.endswith(".index") for f in os.listdir(model_dir))
+        ):
+            raise ValueError(
+                f"model_dir={model_dir!r} already holds a trained model and fit() trains from scratch. Pass "
+                "warm_start=True to continue training it, or use a new model_dir."
+            )
+        return Estimator(type(self)._model_fn, model_dir=model_dir, config=config, params=params)
+
+    # ------------------------------------------------------------------ data
+    def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Any, Any]:
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        if needs_pandas_feeder(X):
+            frame = as_frame(X)
+            if reset:
+                self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+                self.n_features_in_ = frame.shape[1]
+                encoding = FrameEncoding.fit(frame)
+                self._vocabulary_sizes = encoding.vocabulary_sizes
+                self._frame_columns = list(frame.columns)
+                self._numeric_columns = list(encoding.numeric)
+            else:
+                check_is_fitted(self)
+                self._check_columns(frame)
+            y = np.asarray(y)
+            if len(y) != len(frame):
+                raise ValueError(
+                    f"Found input variables with inconsistent numbers of samples: [{len(frame)}, {len(y)}]"
+                )
+            return frame, y
+        if reset:
+            self._vocabulary_sizes = {}
+            self._frame_columns = self._numeric_columns = None
+        elif getattr(self, "_vocabulary_sizes", None):
+            raise ValueError(
+                f"{type(self).__name__} was fitted on a DataFrame with categorical columns; pass a DataFrame."
+            )
+        is_regressor = self._head == "regressor"
+        X, y = validate_data(
+            self, X, y, reset=reset, dtype=[np.float32, np.float64], y_numeric=is_regressor, multi_output=is_regressor
+        )
+        return X.astype(np.float32, copy=False), y
+
+    def _check_columns(self, frame: pd.DataFrame) -> None:
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None and frame.shape[1] != len(names):
+            raise ValueError(
+                f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting {len(names)} features as input."
+            )
+
+    def _validate_predict(self, X: Any) -> Any:
+        check_is_fitted(self, "estimator_")
+        if getattr(self, "_vocabulary_sizes", None):
+            if not isinstance(X, (pd.DataFrame, pd.Series)):
+                raise ValueError(
+                    f"{type(self).__name__} was fitted on a DataFrame with categorical columns; pass a DataFrame."
+                )
+            frame = as_frame(X)
+            self._check_columns(frame)
+            return frame
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        return X.astype(np.float32, copy=False)
+
+    def _validation_data(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """Held-out (x, y) as the inner Estimator sees them: the fitted feature checks and target
+        encoding (class ids; standardised regression targets). A ValidationMonitor passed to `fit`
+        evaluates through this."""
+        return self._validate_predict(x), self._encode_targets(y, classes=None, reset=False)
+
+    def _steps(self, n: int, batch_size: int, overrides: dict[str, Any], partial: bool) -> int:
+        """Training steps of one fit (partial_fit call). The first that is set wins: the call's
+        `steps`, the call's `epochs`, the constructor's `steps`, then the constructor's `epochs` for
+        fit and one epoch for partial_fit."""
+        if overrides.get("steps") is not None:
+            return overrides["steps"]
+        epochs = overrides.get("epochs")
+        if epochs is None:
+            if self.steps is not None:
+                return self.steps
+            epochs = 1 if partial else self.epochs
+        return math.ceil(n / batch_size) * (epochs or 1)
+
+    # ------------------------------------------------------------------ training
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any,
+        reset: bool,
+        classes: Any = None,
+        partial: bool = False,
+        **overrides: Any,
+    ) -> Any:
+        unknown = set(overrides) - set(_FIT_OVERRIDES)
+        if unknown:
+            raise TypeError(
+                f"fit() got unexpected keyword argument(s) {sorted(unknown)}; accepted: {', '.join(_FIT_OVERRIDES)}."
+            )
+        check_positive_int("batch_size", self.batch_size)
+        for name in ("steps", "epochs", "batch_size"):
+            check_positive_int(name, getattr(self, name), allow_none=True)
+            check_positive_int(name, overrides.get(name), allow_none=True)
+        X, y = self._validate(X, y, reset=reset)
+        if sample_weight is not None:
+            sample_weight = check_sample_weight(sample_weight, len(X))
+        y_encoded = self._encode_targets(y, classes=classes, reset=reset, sample_weight=sample_weight)
+        batch_size = overrides.get("batch_size") or self.batch_size
+        if reset or not hasattr(self, "estimator_"):
+            # One seed per fit: a RandomState is drawn from once, and the model, the shuffling and
+            # the refit cache all use that draw.
+            seed = seed_of(self.random_state)
+            config = self._run_config(seed)
+            params = {
+                **self._model_params(seed),
+                **self._head_params(y_encoded),
+                "head": self._head,
+                "vocabulary_sizes": self._vocabulary_sizes,
+                "numeric_columns": self._numeric_columns if self._vocabulary_sizes else None,
+            }
+            key = (
+                repr(sorted(params.items())),
+                layout(X),
+                layout(y_encoded),
+                sample_weight is None,
+                repr(config),
+            )
+            previous = getattr(self, "estimator_", None)
+            if self.warm_start and previous is not None:
+                pass  # keep training the model we have
+            elif previous is not None and self.model_dir is None and getattr(self, "_fit_key", None) == key:
+                # Refit from scratch with the same architecture: reuse the compiled functions (no retrace).
+                old_dir = previous.model_dir
+                previous._setup().restart(tempfile.mkdtemp(prefix=f"skflow_{type(self).__name__.lower()}_"))
+                shutil.rmtree(old_dir, ignore_errors=True)
+            else:
+                self.estimator_ = self._new_estimator(params, config)
+            self._fit_key = key
+        steps = self._steps(len(X), batch_size, overrides, partial)
+        targets = y_encoded if sample_weight is None else {"y": y_encoded, "sample_weight": sample_weight}
+        # Monitors get raw held-out (x, y), like this fit's: the fit's TrainingContext encodes them
+        # as the model is trained (class ids, standardised targets) through `_validation_data`.
+        self.estimator_._train(
+            X,
+            targets,
+            None,
+            steps,
+            None,
+            batch_size=batch_size,
+            monitors=overrides.get("monitors"),
+            partial=not reset,
+            prepare=self._validation_data,
+            input_token=object(),  # encoded per fit: the classes may differ from the last one's
+        )
+        return self
+
+    def _predict_outputs(self, X: Any, key: str) -> np.ndarray:
+        X = self._validate_predict(X)
+        return self.estimator_.predict(X, outputs=[key], batch_size=max(self.batch_size, 1024))[key]

@@ -1,0 +1,72 @@
+"""What a canned estimator checks about its data before the inner `Estimator` sees it.
+
+DataFrames with categorical, string or boolean columns go to the `PandasFeeder` (vocabularies
+learned at fit, columns matched by name); every other input is validated by scikit-learn's
+`validate_data` in the canned estimator itself, so scikit-learn's own checks see its own messages.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_array
+
+from estimators._validation import invalid_argument
+
+__all__ = ["as_frame", "check_sample_weight", "layout", "needs_pandas_feeder", "seed_of"]
+
+
+def needs_pandas_feeder(X: Any) -> bool:
+    """Whether X is a DataFrame (or Series) with a column that is not plain numbers (categorical,
+    string, object or boolean): those go through the `PandasFeeder`."""
+    if isinstance(X, pd.Series):
+        X = X.to_frame()
+    if not isinstance(X, pd.DataFrame):
+        return False
+    return any(not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype) for dtype in X.dtypes)
+
+
+def as_frame(X: pd.DataFrame | pd.Series) -> pd.DataFrame:
+    return X.to_frame() if isinstance(X, pd.Series) else X
+
+
+def layout(a: Any) -> Any:
+    """The shape of an input as the compiled functions see it (column names and dtypes of a frame)."""
+    if isinstance(a, pd.DataFrame):
+        return tuple(a.columns), tuple(str(t) for t in a.dtypes)
+    return tuple(np.shape(a)[1:]), str(getattr(a, "dtype", None))
+
+
+def seed_of(random_state: Any) -> int | None:
+    """The integer seed of one fit: `random_state` itself, or one draw from a RandomState (made once per fit)."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    raise invalid_argument("random_state", random_state, "None, an integer or a numpy.random.RandomState")
+
+
+def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
+    """`sample_weight` as a float32 array of shape (n_samples,): a scalar is one weight for every row.
+
+    Raises:
+        ValueError: not 1-D, not one weight per row, NaN or infinite, or negative.
+    """
+    if isinstance(sample_weight, numbers.Number):
+        weights = np.full(n_samples, sample_weight, dtype=np.float64)
+    else:
+        weights = check_array(
+            sample_weight, ensure_2d=False, dtype=[np.float64, np.float32], input_name="sample_weight"
+        )
+        if weights.ndim != 1:
+            raise ValueError(f"Sample weights must be a 1D array or a scalar; received shape {weights.shape}.")
+        if weights.shape[0] != n_samples:
+            raise ValueError(f"sample_weight has {weights.shape[0]} entries, but X has {n_samples} samples.")
+    if (weights < 0).any():
+        raise ValueError("Negative values in data passed to `sample_weight`.")
+    return weights.astype(np.float32)
