@@ -14,6 +14,8 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import estimators
+import estimators.canned
 from estimators import Estimator, RunConfig
 from estimators.canned import (
     DNNClassifier,
@@ -26,6 +28,13 @@ from estimators.canned import (
 from tests.helpers import mlp_fn
 
 FAST = {"epochs": 10, "random_state": 0}
+
+
+def test_the_six_canned_estimators_are_exported_by_the_estimators_package():
+    assert len(estimators.canned.__all__) == 6
+    for name in estimators.canned.__all__:
+        assert name in estimators.__all__
+        assert getattr(estimators, name) is getattr(estimators.canned, name)
 
 
 @pytest.fixture(scope="module")
