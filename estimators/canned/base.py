@@ -22,7 +22,15 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from estimators._validation import check_positive_int, invalid_argument
-from estimators.canned.data import as_frame, check_sample_weight, layout, needs_pandas_feeder, seed_of
+from estimators.canned.data import (
+    as_frame,
+    check_sample_weight,
+    column_statistics,
+    layout,
+    needs_pandas_feeder,
+    numeric_block,
+    seed_of,
+)
 from estimators.estimator import Estimator
 from estimators.run_config import RunConfig
 from feeders import FrameEncoding
@@ -39,6 +47,11 @@ COMMON_ARGS_DOC = """
         model_dir: checkpoint directory; default a new temporary one per fit. warm_start: continue training
             the model in model_dir (or of the previous fit) instead of starting from scratch.
         config: a RunConfig. random_state: seed for initialisation and shuffling. verbose: 0 quiet, 1 progress.
+        standardize: learn each numeric column's mean and standard deviation at fit (weighted by
+            `sample_weight`) and standardise the column with them inside the model, so predict, the
+            inner Estimator's export and a pickled model apply the same transform. Categorical
+            columns of a DataFrame are embedded, not standardised. default=True; False feeds the
+            numbers as they are.
 """
 
 _FIT_OVERRIDES = ("steps", "epochs", "batch_size", "monitors")
@@ -71,6 +84,16 @@ class CannedEstimator(BaseEstimator):
             "learning_rate": self.learning_rate,
             "clip_gradients": getattr(self, "clip_gradients", None),
         }
+
+    def _feature_params(self, X: Any, sample_weight: np.ndarray | None) -> dict[str, Any]:
+        """The standardisation the model_fn applies to the numeric features (see `model_fns`)."""
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise invalid_argument("standardize", self.standardize, "True or False")
+        values = numeric_block(X, self._numeric_columns) if isinstance(X, pd.DataFrame) else X
+        if not self.standardize or values.shape[1] == 0:
+            return {"feature_mean": None, "feature_scale": None}
+        mean, scale = column_statistics(values, sample_weight)
+        return {"feature_mean": mean, "feature_scale": scale}
 
     def _run_config(self, seed: int | None) -> RunConfig:
         base = self.config if self.config is not None else RunConfig(log_step_count_steps=0, verbose=self.verbose)
@@ -200,6 +223,7 @@ class CannedEstimator(BaseEstimator):
             params = {
                 **self._model_params(seed),
                 **self._head_params(y_encoded),
+                **self._feature_params(X, sample_weight),
                 "head": self._head,
                 "vocabulary_sizes": self._vocabulary_sizes,
                 "numeric_columns": self._numeric_columns if self._vocabulary_sizes else None,

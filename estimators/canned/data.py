@@ -16,7 +16,15 @@ from sklearn.utils.validation import check_array
 
 from estimators._validation import invalid_argument
 
-__all__ = ["as_frame", "check_sample_weight", "layout", "needs_pandas_feeder", "seed_of"]
+__all__ = [
+    "as_frame",
+    "check_sample_weight",
+    "column_statistics",
+    "layout",
+    "needs_pandas_feeder",
+    "numeric_block",
+    "seed_of",
+]
 
 
 def needs_pandas_feeder(X: Any) -> bool:
@@ -55,7 +63,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
     """`sample_weight` as a float32 array of shape (n_samples,): a scalar is one weight for every row.
 
     Raises:
-        ValueError: not 1-D, not one weight per row, NaN or infinite, or negative.
+        ValueError: not 1-D, not one weight per row, NaN or infinite, negative, or all zero.
     """
     if isinstance(sample_weight, numbers.Number):
         weights = np.full(n_samples, sample_weight, dtype=np.float64)
@@ -69,4 +77,36 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
             raise ValueError(f"sample_weight has {weights.shape[0]} entries, but X has {n_samples} samples.")
     if (weights < 0).any():
         raise ValueError("Negative values in data passed to `sample_weight`.")
+    if not weights.any():
+        raise ValueError("Sample weights must contain at least one non-zero number.")
     return weights.astype(np.float32)
+
+
+def numeric_block(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The float64 values of `columns` (names as the PandasFeeder has them: strings) of `frame`, NaN
+    where a value is missing: the numeric block the PandasFeeder feeds, before imputation."""
+    named = frame if all(isinstance(c, str) for c in frame.columns) else frame.rename(columns=str)
+    values = [named[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in columns]
+    return np.stack(values, axis=1) if values else np.empty((len(frame), 0))
+
+
+def column_statistics(values: np.ndarray, sample_weight: np.ndarray | None) -> tuple[list[float], list[float]]:
+    """Per-column mean and standard deviation of `values` (n_samples, n_features), NaN ignored.
+
+    Weighted by `sample_weight` (a weight of 2 counts like a repeated row; see `check_sample_weight`).
+    A column that is constant (or has no value) gets scale 1, so standardising it gives 0.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    weights = np.ones(len(values)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    present = ~np.isnan(values)
+    w = present * weights[:, None]
+    filled = np.where(present, values, 0.0)
+    total = w.sum(axis=0)
+    safe_total = np.where(total > 0, total, 1.0)
+    mean = (w * filled).sum(axis=0) / safe_total
+    std = np.sqrt((w * (filled - mean) ** 2).sum(axis=0) / safe_total)
+    counted = w > 0
+    varies = np.where(counted, values, np.inf).min(axis=0) < np.where(counted, values, -np.inf).max(axis=0)
+    # A scale that float32 cannot hold (below its smallest normal number) would divide by zero in training.
+    scale = np.where(varies & (std > np.finfo(np.float32).tiny), std, 1.0)
+    return mean.tolist(), scale.tolist()

@@ -23,7 +23,8 @@ class LinearClassifier(CannedClassifier):
     _model_fn = staticmethod(linear_model_fn)
 
     def __init__(self, n_classes=None, optimizer="Adam", learning_rate=0.05, batch_size=32, epochs=20, steps=None,
-                 clip_gradients=None, model_dir=None, warm_start=False, config=None, random_state=None, verbose=0):  # fmt: skip
+                 clip_gradients=None, model_dir=None, warm_start=False, config=None, random_state=None, verbose=0,
+                 standardize=True):  # fmt: skip
         self.n_classes = n_classes
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -36,6 +37,7 @@ class LinearClassifier(CannedClassifier):
         self.config = config
         self.random_state = random_state
         self.verbose = verbose
+        self.standardize = standardize
 
 
 class LinearRegressor(CannedRegressor):
@@ -44,7 +46,8 @@ class LinearRegressor(CannedRegressor):
     _model_fn = staticmethod(linear_model_fn)
 
     def __init__(self, optimizer="Adam", learning_rate=0.05, batch_size=32, epochs=20, steps=None, clip_gradients=None,
-                 model_dir=None, warm_start=False, config=None, random_state=None, verbose=0):  # fmt: skip
+                 model_dir=None, warm_start=False, config=None, random_state=None, verbose=0,
+                 standardize=True):  # fmt: skip
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -56,3 +59,4 @@ class LinearRegressor(CannedRegressor):
         self.config = config
         self.random_state = random_state
         self.verbose = verbose
+        self.standardize = standardize

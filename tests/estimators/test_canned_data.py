@@ -1,0 +1,93 @@
+"""Canned estimators on raw tables: numeric standardisation inside the model, imputation, column errors."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from estimators import DNNClassifier, DNNLinearCombinedClassifier, LinearClassifier
+from estimators.canned.data import column_statistics
+
+
+def _churn(n: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Raw customer data: ages 18-90, incomes around 20,000, a categorical, a bool and a string column.
+    Customers churn when they live in Oslo or are over 70."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 91, n).astype(float),
+            "income": rng.lognormal(np.log(20_000), 0.5, n),
+            "city": pd.Categorical(rng.choice(["oslo", "bergen", "trondheim", "stavanger"], n)),
+            "member": rng.random(n) < 0.5,
+            "plan": rng.choice(["basic", "plus", "premium"], n),
+        }
+    )
+    churn = ((frame["city"] == "oslo") | (frame["age"] > 70)).to_numpy().astype(int)
+    return frame, churn
+
+
+@pytest.fixture(scope="module")
+def churn():
+    return _churn()
+
+
+@pytest.fixture(scope="module")
+def raw_numeric():
+    """Two numeric columns on very different scales; the class depends on both."""
+    rng = np.random.default_rng(1)
+    x = np.stack([rng.uniform(18, 90, 400), rng.lognormal(np.log(20_000), 0.5, 400)], axis=1)
+    y = ((x[:, 0] > 60) ^ (x[:, 1] > 20_000)).astype(int)
+    return x, y
+
+
+# ---------------------------------------------------------------------- standardisation
+def test_a_dnn_learns_the_raw_churn_table_because_numeric_columns_are_standardised(churn):
+    frame, y = churn
+    standardised = DNNClassifier(hidden_units=[32], random_state=0).fit(frame, y)
+    raw = DNNClassifier(hidden_units=[32], random_state=0, standardize=False).fit(frame, y)
+    assert standardised.score(frame, y) >= 0.95
+    assert raw.score(frame, y) < standardised.score(frame, y) - 0.15
+
+
+def test_the_statistics_are_weighted_ignore_nan_and_give_constant_columns_scale_one():
+    values = np.array([[1.0, 5.0, np.nan], [3.0, 5.0, 2.0], [3.0, 5.0, 6.0]])
+    mean, scale = column_statistics(values, np.array([2.0, 1.0, 1.0]))
+    # column 0 weighted like the rows [1, 1, 3, 3]; column 1 constant; column 2 without its NaN
+    np.testing.assert_allclose(mean, [2.0, 5.0, 4.0])
+    np.testing.assert_allclose(scale, [1.0, 1.0, 2.0])
+    mean, scale = column_statistics(values[:, :1], None)
+    np.testing.assert_allclose([mean[0], scale[0]], [7 / 3, np.std([1.0, 3.0, 3.0])])
+
+
+def test_the_model_receives_the_statistics_in_its_params(raw_numeric):
+    x, y = raw_numeric
+    model = LinearClassifier(epochs=1, random_state=0).fit(x, y)
+    np.testing.assert_allclose(model.estimator_.params["feature_mean"], x.astype(np.float32).mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(model.estimator_.params["feature_scale"], x.astype(np.float32).std(axis=0), rtol=1e-6)
+    off = LinearClassifier(epochs=1, random_state=0, standardize=False).fit(x, y)
+    assert off.estimator_.params["feature_mean"] is None
+
+
+def test_standardize_must_be_a_bool(raw_numeric):
+    with pytest.raises(ValueError, match="Invalid value for argument `standardize`"):
+        LinearClassifier(standardize="yes").fit(*raw_numeric)
+
+
+def test_predictions_are_identical_after_a_pickle_round_trip(churn):
+    frame, y = churn
+    model = DNNLinearCombinedClassifier(hidden_units=[8], epochs=2, random_state=0).fit(frame, y)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict_proba(frame), model.predict_proba(frame))
+
+
+def test_the_inner_export_standardises_like_predict_proba(raw_numeric, tmp_path):
+    x, y = raw_numeric
+    model = DNNClassifier(hidden_units=[16], epochs=5, random_state=0).fit(x, y)
+    path = model.estimator_.export_saved_model(str(tmp_path / "export"))
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    served = serve(features=tf.constant(x, tf.float32))["probabilities"].numpy()
+    np.testing.assert_allclose(served, model.predict_proba(x), rtol=1e-6, atol=1e-7)
