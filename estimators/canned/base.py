@@ -173,7 +173,7 @@ class CannedEstimator(BaseEstimator):
 
     def _validation_data(self, x: Any, y: Any) -> tuple[Any, Any]:
         """Held-out (x, y) as the inner Estimator sees them: the fitted feature checks and target
-        encoding (class ids; standardised regression targets). A ValidationMonitor passed to `fit`
+        encoding (class ids; regression targets as they are). A ValidationMonitor passed to `fit`
         evaluates through this."""
         return self._validate_predict(x), self._encode_targets(y, classes=None, reset=False)
 
@@ -222,7 +222,7 @@ class CannedEstimator(BaseEstimator):
             config = self._run_config(seed)
             params = {
                 **self._model_params(seed),
-                **self._head_params(y_encoded),
+                **self._head_params(y_encoded, sample_weight),
                 **self._feature_params(X, sample_weight),
                 "head": self._head,
                 "vocabulary_sizes": self._vocabulary_sizes,
@@ -249,7 +249,7 @@ class CannedEstimator(BaseEstimator):
         steps = self._steps(len(X), batch_size, overrides, partial)
         targets = y_encoded if sample_weight is None else {"y": y_encoded, "sample_weight": sample_weight}
         # Monitors get raw held-out (x, y), like this fit's: the fit's TrainingContext encodes them
-        # as the model is trained (class ids, standardised targets) through `_validation_data`.
+        # as the model is trained (class ids) through `_validation_data`.
         self.estimator_._train(
             X,
             targets,

@@ -62,7 +62,7 @@ class CannedClassifier(ClassifierMixin, CannedEstimator):
             )
         return ids
 
-    def _head_params(self, y: np.ndarray) -> dict[str, Any]:
+    def _head_params(self, y: np.ndarray, sample_weight: np.ndarray | None) -> dict[str, Any]:
         return {"n_classes": max(len(self.classes_), 1)}
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, **overrides: Any) -> Any:

@@ -10,7 +10,9 @@ weights are given.
 The numeric features are standardised in the graph, `(x - params["feature_mean"]) /
 params["feature_scale"]` (one value per column of the matrix or of the numeric block; no
 standardisation when `feature_mean` is None), so predict, an export and a pickled model all apply
-the statistics learned at fit with no Python code around the model.
+the statistics learned at fit with no Python code around the model. Likewise the regressor learns
+standardised targets, `(y - params["target_mean"]) / params["target_scale"]` (its loss is the MSE
+on that scale), and its "predictions" output is scaled back to the targets' units.
 
 Training and evaluation run in float32. Prediction (INFER) recomputes the same layers in float64
 and rounds the outputs to float32: a float32 matmul rounds a row's result differently depending on
@@ -133,10 +135,17 @@ def _head(logits: tf.Tensor, targets: Any, mode: str, params: Mapping[str, Any])
         logits = tf.cast(logits, tf.float32)
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.reshape(tf.cast(y, tf.int32), [-1]), logits)
     else:
+        # The network's outputs are standardised targets; "predictions" are in the targets' units.
         outputs = params["n_outputs"]
-        logits = tf.cast(logits, tf.float32)
-        predictions = {"predictions": logits if outputs > 1 else logits[:, 0]}
+        mean, scale = params.get("target_mean"), params.get("target_scale")
+        values = logits
         y = tf.reshape(tf.cast(y, tf.float32), [-1, outputs])
+        if mean is not None:
+            values = logits * tf.constant(scale, logits.dtype) + tf.constant(mean, logits.dtype)
+            y = (y - tf.constant(mean, tf.float32)) / tf.constant(scale, tf.float32)
+        values = tf.cast(values, tf.float32)
+        predictions = {"predictions": values if outputs > 1 else values[:, 0]}
+        logits = tf.cast(logits, tf.float32)
         per_example = tf.reduce_mean(tf.square(logits - y), axis=1)
     if weight is not None:
         w = tf.reshape(tf.cast(weight, tf.float32), [-1])

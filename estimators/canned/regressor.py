@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.base import RegressorMixin
 
 from estimators.canned.base import CannedEstimator
+from estimators.canned.data import column_statistics
 
 __all__ = ["CannedRegressor"]
 
@@ -23,29 +24,25 @@ class CannedRegressor(RegressorMixin, CannedEstimator):
         return tags
 
     def _encode_targets(self, y: Any, classes: Any, reset: bool, sample_weight: Any = None) -> np.ndarray:
-        # The network learns standardised targets (like it learns from standardised features), so a
-        # target around 150 does not take thousands of steps of bias updates; predict scales back.
-        # With sample_weight, the weighted mean and standard deviation: a weight of 2 standardises
-        # like a repeated row.
-        y = np.asarray(y, dtype=np.float64)
-        if reset or not hasattr(self, "_y_mean"):
-            weights = None if sample_weight is None or not np.sum(sample_weight) > 0 else sample_weight
-            self._y_mean = np.average(y, axis=0, weights=weights)
-            scale = np.sqrt(np.average((y - self._y_mean) ** 2, axis=0, weights=weights))
-            self._y_scale = np.where(scale > 0, scale, 1.0)
-        return ((y - self._y_mean) / self._y_scale).astype(np.float32)
+        return np.asarray(y, dtype=np.float64)
 
-    def _head_params(self, y: np.ndarray) -> dict[str, Any]:
-        return {"n_outputs": 1 if y.ndim == 1 else y.shape[1]}
+    def _head_params(self, y: np.ndarray, sample_weight: np.ndarray | None) -> dict[str, Any]:
+        # The network learns standardised targets (like it learns from standardised features), so a
+        # target around 150 does not take thousands of steps of bias updates. With sample_weight,
+        # the weighted mean and standard deviation: a weight of 2 standardises like a repeated row.
+        mean, scale = column_statistics(y.reshape(len(y), -1), sample_weight)
+        return {"n_outputs": 1 if y.ndim == 1 else y.shape[1], "target_mean": mean, "target_scale": scale}
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, **overrides: Any) -> Any:
         """Train from scratch on X (array-like or DataFrame) and targets y of shape (n_samples,) or
         (n_samples, n_outputs). `**overrides`: `steps`, `epochs`, `batch_size`, `monitors`.
 
         The network learns standardised targets, `(y - mean) / std` with the (weighted) statistics
-        of this y. A `ValidationMonitor` among `monitors` takes raw (x, y) like this fit; they are
-        standardised the same way, so its `loss` (and "mse", "mae", ...) are on that scale: its
-        loss is the validation MSE divided by the variance of the training y (per output, averaged).
+        of this y, inside the model: the inner Estimator (`estimator_`) takes and predicts targets in
+        their own units. A `ValidationMonitor` among `monitors` takes raw (x, y) like this fit: its
+        "mse", "mae" and "rmse" are in the targets' units, and its `loss` is the training loss, the
+        MSE on the standardised scale (the validation MSE divided by the variance of the training y,
+        per output, averaged).
         """
         return self._fit(X, y, sample_weight, reset=True, **overrides)
 
@@ -55,5 +52,6 @@ class CannedRegressor(RegressorMixin, CannedEstimator):
         return self._fit(X, y, sample_weight, reset=not hasattr(self, "estimator_"), partial=True, **overrides)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted values, array of shape (n_samples,) or (n_samples, n_outputs)."""
-        return self._predict_outputs(X, "predictions").astype(np.float64) * self._y_scale + self._y_mean
+        """Predicted values, array of shape (n_samples,) or (n_samples, n_outputs): the model's
+        "predictions" output (float32 values, in the targets' units)."""
+        return self._predict_outputs(X, "predictions").astype(np.float64)

@@ -8,6 +8,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from sklearn.base import clone
 from sklearn.datasets import load_iris, make_classification
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -156,6 +157,19 @@ def test_regressors_learn_unscaled_targets_and_multi_output(binary):
         200,
         2,
     )
+
+
+@pytest.mark.parametrize("make", [DNNRegressor, DNNLinearCombinedRegressor])
+def test_the_inner_estimator_and_its_export_predict_in_target_units(binary, tmp_path, make):
+    x, _ = binary
+    y = x @ np.arange(1, 7) * 10 + 150
+    model = make(hidden_units=(16,), learning_rate=0.01, **FAST).fit(x, y)
+    predicted = model.predict(x)
+    assert model.score(x, y) > 0.9
+    np.testing.assert_array_equal(model.estimator_.predict(x)["predictions"], predicted.astype(np.float32))
+    path = model.estimator_.export_saved_model(str(tmp_path / "export"))
+    served = tf.saved_model.load(path).signatures["serving_default"](features=tf.constant(x))["predictions"]
+    np.testing.assert_allclose(served.numpy(), predicted, rtol=1e-6)
 
 
 def test_fit_overrides_and_model_dir_protection(binary, tmp_path):
