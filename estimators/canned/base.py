@@ -30,6 +30,7 @@ from estimators.canned.data import (
     needs_pandas_feeder,
     numeric_block,
     seed_of,
+    str_columns,
 )
 from estimators.estimator import Estimator
 from estimators.run_config import RunConfig
@@ -52,6 +53,10 @@ COMMON_ARGS_DOC = """
             inner Estimator's export and a pickled model apply the same transform. Categorical
             columns of a DataFrame are embedded, not standardised. default=True; False feeds the
             numbers as they are.
+        impute: None: NaN in X is an error naming its column. "mean": NaN in a numeric column is
+            filled with the column's training mean, and a missing category goes to the
+            out-of-vocabulary id; the values are learned at fit and saved with the model, so predict
+            fills the same way. default=None.
 """
 
 _FIT_OVERRIDES = ("steps", "epochs", "batch_size", "monitors")
@@ -68,7 +73,7 @@ class CannedEstimator(BaseEstimator):
     # ------------------------------------------------------------------ scikit-learn protocol
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self.impute is not None
         tags.input_tags.sparse = False
         # DataFrames with categorical and string columns are accepted (through the PandasFeeder), but
         # not arrays of strings; declaring them would make scikit-learn's checks feed only rounded data.
@@ -120,55 +125,87 @@ class CannedEstimator(BaseEstimator):
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Any, Any]:
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
-        if needs_pandas_feeder(X):
-            frame = as_frame(X)
-            if reset:
-                self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
-                self.n_features_in_ = frame.shape[1]
-                encoding = FrameEncoding.fit(frame)
-                self._vocabulary_sizes = encoding.vocabulary_sizes
-                self._frame_columns = list(frame.columns)
-                self._numeric_columns = list(encoding.numeric)
-            else:
-                check_is_fitted(self)
-                self._check_columns(frame)
+        if reset:
+            if self.impute not in (None, "mean"):
+                raise invalid_argument("impute", self.impute, 'None or "mean"')
+            self._impute = self.impute
+            self._learn_columns(X)
+        if self._vocabulary_sizes:
+            frame = self._validate_frame(X)
             y = np.asarray(y)
             if len(y) != len(frame):
                 raise ValueError(
                     f"Found input variables with inconsistent numbers of samples: [{len(frame)}, {len(y)}]"
                 )
             return frame, y
-        if reset:
-            self._vocabulary_sizes = {}
-            self._frame_columns = self._numeric_columns = None
-        elif getattr(self, "_vocabulary_sizes", None):
+        is_regressor = self._head == "regressor"
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=reset,
+            dtype=[np.float32, np.float64],
+            ensure_all_finite="allow-nan",
+            y_numeric=is_regressor,
+            multi_output=is_regressor,
+        )
+        self._check_nan(np.isnan(X).sum(axis=0))
+        return X.astype(np.float32, copy=False), y
+
+    def _learn_columns(self, X: Any) -> None:
+        """A DataFrame that needs the PandasFeeder: its columns, numeric ones and vocabulary sizes
+        (otherwise `validate_data` learns `n_features_in_` and `feature_names_in_`)."""
+        if not needs_pandas_feeder(X):
+            self._vocabulary_sizes, self._frame_columns, self._numeric_columns = {}, None, None
+            return
+        frame = as_frame(X)
+        encoding = FrameEncoding.fit(frame)
+        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+        self.n_features_in_ = frame.shape[1]
+        self._vocabulary_sizes = encoding.vocabulary_sizes
+        self._frame_columns = list(frame.columns)
+        self._numeric_columns = list(encoding.numeric)
+
+    def _validate_frame(self, X: Any) -> pd.DataFrame:
+        if not isinstance(X, (pd.DataFrame, pd.Series)):
             raise ValueError(
                 f"{type(self).__name__} was fitted on a DataFrame with categorical columns; pass a DataFrame."
             )
-        is_regressor = self._head == "regressor"
-        X, y = validate_data(
-            self, X, y, reset=reset, dtype=[np.float32, np.float64], y_numeric=is_regressor, multi_output=is_regressor
-        )
-        return X.astype(np.float32, copy=False), y
+        frame = as_frame(X)
+        self._check_frame(frame)
+        return frame
 
-    def _check_columns(self, frame: pd.DataFrame) -> None:
-        names = getattr(self, "feature_names_in_", None)
-        if names is not None and frame.shape[1] != len(names):
+    def _check_frame(self, frame: pd.DataFrame) -> None:
+        """A DataFrame for the PandasFeeder: it has the fitted columns (in any order; the feeder ignores
+        others, with a warning, as it does for the custom Estimator), without NaN unless imputing."""
+        frame, columns = str_columns(frame), list(self.feature_names_in_)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
             raise ValueError(
-                f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting {len(names)} features as input."
+                f"X is missing column(s) {missing} that {type(self).__name__} was fitted on. "
+                f"Expected columns {columns}."
             )
+        self._check_nan(frame[columns].isna().sum().to_numpy())
+
+    def _check_nan(self, counts: np.ndarray) -> None:
+        """Without imputation, NaN (counted per fitted column) is an error naming the column and the fix."""
+        bad = np.flatnonzero(counts)
+        if self._impute is not None or not bad.size:
+            return
+        names = getattr(self, "feature_names_in_", None)
+        column = names[bad[0]] if names is not None else int(bad[0])
+        raise ValueError(
+            f"Input X contains NaN in column {column!r} ({int(counts[bad[0]])} row(s)). Pass "
+            f'{type(self).__name__}(impute="mean") to fill NaN with the training mean of the column (and send '
+            "missing categories to the out-of-vocabulary id), or fill them first."
+        )
 
     def _validate_predict(self, X: Any) -> Any:
         check_is_fitted(self, "estimator_")
-        if getattr(self, "_vocabulary_sizes", None):
-            if not isinstance(X, (pd.DataFrame, pd.Series)):
-                raise ValueError(
-                    f"{type(self).__name__} was fitted on a DataFrame with categorical columns; pass a DataFrame."
-                )
-            frame = as_frame(X)
-            self._check_columns(frame)
-            return frame
-        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        if self._vocabulary_sizes:
+            return self._validate_frame(X)
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64], ensure_all_finite="allow-nan")
+        self._check_nan(np.isnan(X).sum(axis=0))
         return X.astype(np.float32, copy=False)
 
     def _validation_data(self, x: Any, y: Any) -> tuple[Any, Any]:
@@ -257,6 +294,7 @@ class CannedEstimator(BaseEstimator):
             steps,
             None,
             batch_size=batch_size,
+            impute=self._impute,
             monitors=overrides.get("monitors"),
             partial=not reset,
             prepare=self._validation_data,

@@ -24,6 +24,7 @@ __all__ = [
     "needs_pandas_feeder",
     "numeric_block",
     "seed_of",
+    "str_columns",
 ]
 
 
@@ -39,6 +40,11 @@ def needs_pandas_feeder(X: Any) -> bool:
 
 def as_frame(X: pd.DataFrame | pd.Series) -> pd.DataFrame:
     return X.to_frame() if isinstance(X, pd.Series) else X
+
+
+def str_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its column names as strings, as the PandasFeeder names them."""
+    return frame if all(isinstance(c, str) for c in frame.columns) else frame.rename(columns=str)
 
 
 def layout(a: Any) -> Any:
@@ -85,7 +91,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
 def numeric_block(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """The float64 values of `columns` (names as the PandasFeeder has them: strings) of `frame`, NaN
     where a value is missing: the numeric block the PandasFeeder feeds, before imputation."""
-    named = frame if all(isinstance(c, str) for c in frame.columns) else frame.rename(columns=str)
+    named = str_columns(frame)
     values = [named[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in columns]
     return np.stack(values, axis=1) if values else np.empty((len(frame), 0))
 

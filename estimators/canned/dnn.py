@@ -46,8 +46,8 @@ class DNNClassifier(DNNParams, CannedClassifier):
 
     def __init__(self, hidden_units=(64, 64), n_classes=None, activation="relu", dropout=None, optimizer="Adam",
                  learning_rate=0.001, batch_size=32, epochs=20, steps=None, clip_gradients=None, model_dir=None,
-                 warm_start=False, config=None, random_state=None, verbose=0,
-                 standardize=True):  # fmt: skip
+                 warm_start=False, config=None, random_state=None, verbose=0, standardize=True,
+                 impute=None):  # fmt: skip
         self.hidden_units = hidden_units
         self.n_classes = n_classes
         self.activation = activation
@@ -64,6 +64,7 @@ class DNNClassifier(DNNParams, CannedClassifier):
         self.random_state = random_state
         self.verbose = verbose
         self.standardize = standardize
+        self.impute = impute
 
 
 class DNNRegressor(DNNParams, CannedRegressor):
@@ -73,8 +74,7 @@ class DNNRegressor(DNNParams, CannedRegressor):
 
     def __init__(self, hidden_units=(64, 64), activation="relu", dropout=None, optimizer="Adam", learning_rate=0.001,
                  batch_size=32, epochs=20, steps=None, clip_gradients=None, model_dir=None, warm_start=False,
-                 config=None, random_state=None, verbose=0,
-                 standardize=True):  # fmt: skip
+                 config=None, random_state=None, verbose=0, standardize=True, impute=None):  # fmt: skip
         self.hidden_units = hidden_units
         self.activation = activation
         self.dropout = dropout
@@ -90,3 +90,4 @@ class DNNRegressor(DNNParams, CannedRegressor):
         self.random_state = random_state
         self.verbose = verbose
         self.standardize = standardize
+        self.impute = impute

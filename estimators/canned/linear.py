@@ -24,7 +24,7 @@ class LinearClassifier(CannedClassifier):
 
     def __init__(self, n_classes=None, optimizer="Adam", learning_rate=0.05, batch_size=32, epochs=20, steps=None,
                  clip_gradients=None, model_dir=None, warm_start=False, config=None, random_state=None, verbose=0,
-                 standardize=True):  # fmt: skip
+                 standardize=True, impute=None):  # fmt: skip
         self.n_classes = n_classes
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -38,6 +38,7 @@ class LinearClassifier(CannedClassifier):
         self.random_state = random_state
         self.verbose = verbose
         self.standardize = standardize
+        self.impute = impute
 
 
 class LinearRegressor(CannedRegressor):
@@ -46,8 +47,8 @@ class LinearRegressor(CannedRegressor):
     _model_fn = staticmethod(linear_model_fn)
 
     def __init__(self, optimizer="Adam", learning_rate=0.05, batch_size=32, epochs=20, steps=None, clip_gradients=None,
-                 model_dir=None, warm_start=False, config=None, random_state=None, verbose=0,
-                 standardize=True):  # fmt: skip
+                 model_dir=None, warm_start=False, config=None, random_state=None, verbose=0, standardize=True,
+                 impute=None):  # fmt: skip
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -60,3 +61,4 @@ class LinearRegressor(CannedRegressor):
         self.random_state = random_state
         self.verbose = verbose
         self.standardize = standardize
+        self.impute = impute

@@ -86,8 +86,7 @@ class DNNLinearCombinedClassifier(_ColumnParams, CannedClassifier):
     def __init__(self, hidden_units=(64, 64), linear_features=None, dnn_features=None, n_classes=None,
                  activation="relu", dropout=None, optimizer="Adam", learning_rate=0.001, batch_size=32, epochs=20,
                  steps=None, clip_gradients=None, model_dir=None, warm_start=False, config=None, random_state=None,
-                 verbose=0,
-                 standardize=True):  # fmt: skip
+                 verbose=0, standardize=True, impute=None):  # fmt: skip
         self.hidden_units = hidden_units
         self.linear_features = linear_features
         self.dnn_features = dnn_features
@@ -106,6 +105,7 @@ class DNNLinearCombinedClassifier(_ColumnParams, CannedClassifier):
         self.random_state = random_state
         self.verbose = verbose
         self.standardize = standardize
+        self.impute = impute
 
 
 class DNNLinearCombinedRegressor(_ColumnParams, CannedRegressor):
@@ -116,7 +116,7 @@ class DNNLinearCombinedRegressor(_ColumnParams, CannedRegressor):
     def __init__(self, hidden_units=(64, 64), linear_features=None, dnn_features=None, activation="relu",
                  dropout=None, optimizer="Adam", learning_rate=0.001, batch_size=32, epochs=20, steps=None,
                  clip_gradients=None, model_dir=None, warm_start=False, config=None, random_state=None, verbose=0,
-                 standardize=True):  # fmt: skip
+                 standardize=True, impute=None):  # fmt: skip
         self.hidden_units = hidden_units
         self.linear_features = linear_features
         self.dnn_features = dnn_features
@@ -134,3 +134,4 @@ class DNNLinearCombinedRegressor(_ColumnParams, CannedRegressor):
         self.random_state = random_state
         self.verbose = verbose
         self.standardize = standardize
+        self.impute = impute

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 
-from estimators import DNNClassifier, DNNLinearCombinedClassifier, LinearClassifier
+from estimators import DNNClassifier, DNNLinearCombinedClassifier, Estimator, LinearClassifier, RunConfig
 from estimators.canned.data import column_statistics
+from tests.helpers import embedding_fn
 
 
 def _churn(n: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -91,3 +94,89 @@ def test_the_inner_export_standardises_like_predict_proba(raw_numeric, tmp_path)
     serve = tf.saved_model.load(path).signatures["serving_default"]
     served = serve(features=tf.constant(x, tf.float32))["probabilities"].numpy()
     np.testing.assert_allclose(served, model.predict_proba(x), rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------------- missing values
+def test_without_impute_nan_in_a_dataframe_is_an_error_naming_the_column_and_the_fix(churn):
+    frame, y = churn
+    holed = frame.assign(income=frame["income"].where(frame.index % 10 != 0))
+    with pytest.raises(ValueError, match=re.escape("NaN in column 'income' (100 row(s)). Pass DNNClassifier(impute=")):
+        DNNClassifier(epochs=1).fit(holed, y)
+
+
+def test_without_impute_nan_in_an_array_is_an_error_naming_the_column_in_fit_and_predict(raw_numeric):
+    x, y = raw_numeric
+    holed = x.copy()
+    holed[3, 1] = np.nan
+    with pytest.raises(ValueError, match=re.escape('NaN in column 1 (1 row(s)). Pass LinearClassifier(impute="mean")')):
+        LinearClassifier(epochs=1).fit(holed, y)
+    model = LinearClassifier(epochs=1).fit(pd.DataFrame(x, columns=["age", "income"]), y)
+    assert not model.__sklearn_tags__().input_tags.allow_nan
+    with pytest.raises(ValueError, match=re.escape("NaN in column 'income' (1 row(s))")):
+        model.predict(pd.DataFrame(holed, columns=["age", "income"]))
+
+
+def test_impute_mean_fills_an_arrays_nan_with_the_training_mean(raw_numeric):
+    x, y = raw_numeric
+    holed = x.copy()
+    holed[::7, 0] = np.nan
+    model = LinearClassifier(epochs=2, random_state=0, impute="mean").fit(holed, y)
+    assert model.__sklearn_tags__().input_tags.allow_nan
+    filled = np.where(np.isnan(holed), np.nanmean(holed.astype(np.float32), axis=0), holed)
+    np.testing.assert_allclose(model.predict_proba(holed), model.predict_proba(filled), rtol=1e-5)
+
+
+def test_impute_mean_fills_a_dataframes_numeric_and_categorical_nan(churn):
+    frame, y = churn
+    holed = frame.assign(income=frame["income"].where(frame.index % 10 != 0))
+    holed["plan"] = holed["plan"].where(frame.index % 15 != 0)
+    model = DNNClassifier(hidden_units=[8], epochs=2, random_state=0, impute="mean").fit(holed, y)
+    assert np.isfinite(model.predict_proba(holed)).all()
+    row = holed.iloc[[10]]  # income missing
+    np.testing.assert_allclose(
+        model.predict_proba(row), model.predict_proba(row.assign(income=holed["income"].mean())), rtol=1e-5
+    )
+
+
+def test_impute_accepts_none_or_mean_only(raw_numeric):
+    with pytest.raises(ValueError, match="Invalid value for argument `impute`"):
+        LinearClassifier(impute="median").fit(*raw_numeric)
+
+
+# ---------------------------------------------------------------------- columns
+def test_a_dataframe_missing_a_column_is_an_error_naming_it_and_the_expected_columns(churn):
+    frame, y = churn
+    model = DNNClassifier(hidden_units=[8], epochs=1, random_state=0).fit(frame, y)
+    message = (
+        "X is missing column(s) ['plan'] that DNNClassifier was fitted on. "
+        "Expected columns ['age', 'income', 'city', 'member', 'plan']."
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model.predict(frame.drop(columns="plan"))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model.partial_fit(frame.drop(columns="plan"), y)
+    with pytest.raises(ValueError, match=re.escape("X is missing column(s) ['city', 'member', 'plan']")):
+        model.predict(frame[["age", "income"]])  # numbers only, still matched to the fitted columns
+
+
+def test_a_numeric_dataframe_missing_a_column_gets_scikit_learns_error_naming_it(raw_numeric):
+    x, y = raw_numeric
+    model = LinearClassifier(epochs=1).fit(pd.DataFrame(x, columns=["age", "income"]), y)
+    with pytest.raises(ValueError, match="Feature names seen at fit time, yet now missing:\n- income"):
+        model.predict(pd.DataFrame(x[:, :1], columns=["age"]))
+
+
+def test_extra_dataframe_columns_are_ignored_with_a_warning_by_canned_and_custom_estimators(caplog, tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=60), "color": rng.choice(["red", "green", "blue"], 60)})
+    y = (frame["color"] == "red").to_numpy().astype(int)
+    canned = LinearClassifier(epochs=1, random_state=0).fit(frame, y)
+    params = {"column": "color", "vocabulary_size": 4, "n_classes": 2}
+    config = RunConfig(log_step_count_steps=0)
+    custom = Estimator(embedding_fn, str(tmp_path / "m"), params=params, config=config).fit(frame, y, steps=2)
+    wider = frame.assign(extra=1.0)
+    for model, predict in [(canned, canned.predict_proba), (custom, lambda x: custom.predict(x)["class"])]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="skflow"):
+            np.testing.assert_array_equal(predict(wider), predict(frame))
+        assert "Ignoring column(s) ['extra']" in caplog.text, type(model).__name__
