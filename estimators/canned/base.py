@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import tempfile
+import weakref
 from typing import Any
 
 import numpy as np
@@ -109,7 +110,7 @@ class CannedEstimator(BaseEstimator):
     def _new_estimator(self, params: dict[str, Any], config: RunConfig) -> Estimator:
         model_dir = self.model_dir
         if model_dir is None:
-            model_dir = tempfile.mkdtemp(prefix=f"skflow_{type(self).__name__.lower()}_")
+            model_dir = self._temporary_dir()
         elif (
             not self.warm_start
             and os.path.isdir(model_dir)
@@ -120,6 +121,33 @@ class CannedEstimator(BaseEstimator):
                 "warm_start=True to continue training it, or use a new model_dir."
             )
         return Estimator(type(self)._model_fn, model_dir=model_dir, config=config, params=params)
+
+    # ------------------------------------------------------------------ temporary model_dirs
+    def _temporary_dir(self) -> str:
+        return tempfile.mkdtemp(prefix=f"skflow_{type(self).__name__.lower()}_")
+
+    def _replace_estimator(self, estimator: Estimator) -> None:
+        """Make `estimator` the `estimator_`. The temporary model_dir of the one it replaces is removed
+        now; the new one's (`model_dir=None`) is removed when it is garbage-collected or replaced."""
+        removal = self.__dict__.pop("_dir_removal", None)
+        if removal is not None:
+            removal()
+        self.estimator_ = estimator
+        if self.model_dir is None:
+            self._dir_removal = weakref.finalize(estimator, _remove_model_dir, estimator._setup())
+
+    def _restart(self) -> None:
+        """Start `estimator_` over in a new temporary model_dir, keeping its compiled functions."""
+        state = self.estimator_._setup()
+        old_dir = state.model_dir
+        state.restart(self._temporary_dir())  # closes the TensorBoard writers of old_dir
+        shutil.rmtree(old_dir, ignore_errors=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy works in a temporary model_dir of its own, which its inner Estimator removes.
+        state = dict(super().__getstate__())
+        state.pop("_dir_removal", None)
+        return state
 
     # ------------------------------------------------------------------ data
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Any, Any]:
@@ -272,16 +300,14 @@ class CannedEstimator(BaseEstimator):
                 sample_weight is None,
                 repr(config),
             )
-            previous = getattr(self, "estimator_", None)
-            if self.warm_start and previous is not None:
+            if self.warm_start and hasattr(self, "estimator_"):
                 pass  # keep training the model we have
-            elif previous is not None and self.model_dir is None and getattr(self, "_fit_key", None) == key:
-                # Refit from scratch with the same architecture: reuse the compiled functions (no retrace).
-                old_dir = previous.model_dir
-                previous._setup().restart(tempfile.mkdtemp(prefix=f"skflow_{type(self).__name__.lower()}_"))
-                shutil.rmtree(old_dir, ignore_errors=True)
+            elif "_dir_removal" in self.__dict__ and self.model_dir is None and getattr(self, "_fit_key", None) == key:
+                # Refit from scratch with the same architecture, in a temporary model_dir of ours:
+                # reuse the compiled functions (no retrace).
+                self._restart()
             else:
-                self.estimator_ = self._new_estimator(params, config)
+                self._replace_estimator(self._new_estimator(params, config))
             self._fit_key = key
         steps = self._steps(len(X), batch_size, overrides, partial)
         targets = y_encoded if sample_weight is None else {"y": y_encoded, "sample_weight": sample_weight}
@@ -305,3 +331,9 @@ class CannedEstimator(BaseEstimator):
     def _predict_outputs(self, X: Any, key: str) -> np.ndarray:
         X = self._validate_predict(X)
         return self.estimator_.predict(X, outputs=[key], batch_size=max(self.batch_size, 1024))[key]
+
+
+def _remove_model_dir(state: Any) -> None:
+    """Close a model's TensorBoard writers, then delete its model_dir (a temporary one)."""
+    state.close_writers()
+    shutil.rmtree(state.model_dir, ignore_errors=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import pickle
+import tempfile
 
 import joblib
 import numpy as np
@@ -182,3 +185,31 @@ def test_fit_overrides_and_model_dir_protection(binary, tmp_path):
     assert resumed.estimator_.get_variable_value("global_step") == 10
     with pytest.raises(TypeError, match="unexpected keyword"):
         model.fit(x, y, epoch=3)
+
+
+def _skflow_dirs() -> set[str]:
+    return {name for name in os.listdir(tempfile.gettempdir()) if name.startswith("skflow_")}
+
+
+def test_temporary_model_dirs_are_removed_on_refit_and_garbage_collection(binary, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # count only this test's directories
+    x, y = binary
+    search = GridSearchCV(DNNClassifier(hidden_units=(4,), epochs=1), {"learning_rate": [0.001, 0.01]}, cv=3, n_jobs=1)
+    search.fit(x, y)  # six fits and the refit of the best
+    model = search.best_estimator_
+    assert _skflow_dirs() == {os.path.basename(model.estimator_.model_dir)}
+    model.fit(x, y)  # same architecture: restarts in a new directory
+    model.set_params(hidden_units=(5,)).fit(x, y)  # a new inner Estimator
+    assert _skflow_dirs() == {os.path.basename(model.estimator_.model_dir)}
+    copy = pickle.loads(pickle.dumps(model))  # works in a directory of its own
+    assert len(_skflow_dirs()) == 2
+    del search, model, copy
+    gc.collect()
+    assert _skflow_dirs() == set()
+
+
+def test_a_refit_never_removes_a_model_dir_that_was_given(binary, tmp_path):
+    x, y = binary
+    model = LinearClassifier(model_dir=str(tmp_path / "kept"), **FAST).fit(x, y)
+    model.set_params(model_dir=None).fit(x, y)
+    assert os.path.isdir(tmp_path / "kept") and model.estimator_.model_dir != str(tmp_path / "kept")
