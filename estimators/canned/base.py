@@ -46,8 +46,11 @@ COMMON_ARGS_DOC = """
         epochs: passes over the data per fit (ignored when `steps` is set). steps: training steps per fit
             and per partial_fit call (which otherwise trains one epoch). Arguments of one `fit` call
             (`steps=`, then `epochs=`) win over both.
-        model_dir: checkpoint directory; default a new temporary one per fit. warm_start: continue training
-            the model in model_dir (or of the previous fit) instead of starting from scratch.
+        model_dir: checkpoint directory. default=None: a temporary one, removed when the model is
+            refitted or garbage-collected. warm_start: continue training the model of the previous fit,
+            or the one in model_dir, instead of starting from scratch (a new estimator learns its
+            classes and standardisation from the data of its first fit, so give it data like the
+            model's).
         config: a RunConfig. random_state: seed for initialisation and shuffling. verbose: 0 quiet, 1 progress.
         standardize: learn each numeric column's mean and standard deviation at fit (weighted by
             `sample_weight`) and standardise the column with them inside the model, so predict, the
@@ -88,15 +91,17 @@ class CannedEstimator(BaseEstimator):
         return {
             "optimizer": self.optimizer,
             "learning_rate": self.learning_rate,
-            "clip_gradients": getattr(self, "clip_gradients", None),
+            "clip_gradients": self.clip_gradients,
         }
 
     def _feature_params(self, X: Any, sample_weight: np.ndarray | None) -> dict[str, Any]:
         """The standardisation the model_fn applies to the numeric features (see `model_fns`)."""
         if not isinstance(self.standardize, (bool, np.bool_)):
             raise invalid_argument("standardize", self.standardize, "True or False")
-        values = numeric_block(X, self._numeric_columns) if isinstance(X, pd.DataFrame) else X
-        if not self.standardize or values.shape[1] == 0:
+        values = None
+        if self.standardize:
+            values = numeric_block(X, self._numeric_columns) if isinstance(X, pd.DataFrame) else X
+        if values is None or values.shape[1] == 0:
             return {"feature_mean": None, "feature_scale": None}
         mean, scale = column_statistics(values, sample_weight)
         return {"feature_mean": mean, "feature_scale": scale}

@@ -39,6 +39,7 @@ def needs_pandas_feeder(X: Any) -> bool:
 
 
 def as_frame(X: pd.DataFrame | pd.Series) -> pd.DataFrame:
+    """A Series as a one-column DataFrame; a DataFrame as it is."""
     return X.to_frame() if isinstance(X, pd.Series) else X
 
 
