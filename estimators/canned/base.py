@@ -136,6 +136,7 @@ class CannedEstimator(BaseEstimator):
         now; the new one's (`model_dir=None`) is removed when it is garbage-collected or replaced."""
         removal = self.__dict__.pop("_dir_removal", None)
         if removal is not None:
+            self.estimator_._setup().close_writers()
             removal()
         self.estimator_ = estimator
         if self.model_dir is None:
@@ -339,6 +340,9 @@ class CannedEstimator(BaseEstimator):
 
 
 def _remove_model_dir(state: Any) -> None:
-    """Close a model's TensorBoard writers, then delete its model_dir (a temporary one)."""
-    state.close_writers()
+    """Delete a model's (temporary) model_dir, wherever a restart has moved it.
+
+    No TensorFlow call here: as a finalizer this may run inside garbage collection, while the same
+    thread holds a TensorFlow lock (closing the summary writers there deadlocked a test run). The
+    writers are garbage too by then; an explicit replacement closes them first."""
     shutil.rmtree(state.model_dir, ignore_errors=True)

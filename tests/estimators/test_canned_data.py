@@ -12,7 +12,6 @@ import pytest
 import tensorflow as tf
 
 from estimators import DNNClassifier, DNNLinearCombinedClassifier, Estimator, LinearClassifier, RunConfig
-from estimators.canned.data import column_statistics
 from tests.helpers import embedding_fn
 
 
@@ -57,13 +56,11 @@ def test_a_dnn_learns_the_raw_churn_table_because_numeric_columns_are_standardis
 
 
 def test_the_statistics_are_weighted_ignore_nan_and_give_constant_columns_scale_one():
-    values = np.array([[1.0, 5.0, np.nan], [3.0, 5.0, 2.0], [3.0, 5.0, 6.0]])
-    mean, scale = column_statistics(values, np.array([2.0, 1.0, 1.0]))
+    x = np.array([[1.0, 5.0, np.nan], [3.0, 5.0, 2.0], [3.0, 5.0, 6.0]])
+    model = LinearClassifier(epochs=1, impute="mean").fit(x, [0, 1, 0], sample_weight=[2.0, 1.0, 1.0])
     # column 0 weighted like the rows [1, 1, 3, 3]; column 1 constant; column 2 without its NaN
-    np.testing.assert_allclose(mean, [2.0, 5.0, 4.0])
-    np.testing.assert_allclose(scale, [1.0, 1.0, 2.0])
-    mean, scale = column_statistics(values[:, :1], None)
-    np.testing.assert_allclose([mean[0], scale[0]], [7 / 3, np.std([1.0, 3.0, 3.0])])
+    np.testing.assert_allclose(model.estimator_.params["feature_mean"], [2.0, 5.0, 4.0])
+    np.testing.assert_allclose(model.estimator_.params["feature_scale"], [1.0, 1.0, 2.0])
 
 
 def test_the_model_receives_the_statistics_in_its_params(raw_numeric):
