@@ -42,7 +42,7 @@ from sklearn.datasets import make_classification  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 
-from estimators.canned import DNNClassifier  # noqa: E402
+from estimators import DNNClassifier  # noqa: E402
 
 BATCH = 256
 TARGETS = {"fit_vs_keras_spe32": 0.9}

@@ -6,6 +6,14 @@
 from sklearn.exceptions import NotFittedError
 
 from estimators._context import get_global_step
+from estimators.canned import (
+    DNNClassifier,
+    DNNLinearCombinedClassifier,
+    DNNLinearCombinedRegressor,
+    DNNRegressor,
+    LinearClassifier,
+    LinearRegressor,
+)
 from estimators.estimator import Estimator
 from estimators.metrics import MetricSpec
 from estimators.model_fn import EstimatorSpec, ModeKeys
@@ -14,8 +22,14 @@ from estimators.run_config import ClusterConfig, RunConfig, TaskType
 
 __all__ = [
     "ClusterConfig",
+    "DNNClassifier",
+    "DNNLinearCombinedClassifier",
+    "DNNLinearCombinedRegressor",
+    "DNNRegressor",
     "Estimator",
     "EstimatorSpec",
+    "LinearClassifier",
+    "LinearRegressor",
     "MetricSpec",
     "ModeKeys",
     "NotFittedError",

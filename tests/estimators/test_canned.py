@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import pickle
+import tempfile
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from sklearn.base import clone
 from sklearn.datasets import load_iris, make_classification
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import estimators
+import estimators.canned
 from estimators import Estimator, RunConfig
 from estimators.canned import (
     DNNClassifier,
@@ -26,6 +32,13 @@ from estimators.canned import (
 from tests.helpers import mlp_fn
 
 FAST = {"epochs": 10, "random_state": 0}
+
+
+def test_the_six_canned_estimators_are_exported_by_the_estimators_package():
+    assert len(estimators.canned.__all__) == 6
+    for name in estimators.canned.__all__:
+        assert name in estimators.__all__
+        assert getattr(estimators, name) is getattr(estimators.canned, name)
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +162,19 @@ def test_regressors_learn_unscaled_targets_and_multi_output(binary):
     )
 
 
+@pytest.mark.parametrize("make", [DNNRegressor, DNNLinearCombinedRegressor])
+def test_the_inner_estimator_and_its_export_predict_in_target_units(binary, tmp_path, make):
+    x, _ = binary
+    y = x @ np.arange(1, 7) * 10 + 150
+    model = make(hidden_units=(16,), learning_rate=0.01, **FAST).fit(x, y)
+    predicted = model.predict(x)
+    assert model.score(x, y) > 0.9
+    np.testing.assert_array_equal(model.estimator_.predict(x)["predictions"], predicted.astype(np.float32))
+    path = model.estimator_.export_saved_model(str(tmp_path / "export"))
+    served = tf.saved_model.load(path).signatures["serving_default"](features=tf.constant(x))["predictions"]
+    np.testing.assert_allclose(served.numpy(), predicted, rtol=1e-6)
+
+
 def test_fit_overrides_and_model_dir_protection(binary, tmp_path):
     x, y = binary
     model = LinearClassifier(model_dir=str(tmp_path / "m"), **FAST).fit(x, y, steps=7, batch_size=16)
@@ -159,3 +185,31 @@ def test_fit_overrides_and_model_dir_protection(binary, tmp_path):
     assert resumed.estimator_.get_variable_value("global_step") == 10
     with pytest.raises(TypeError, match="unexpected keyword"):
         model.fit(x, y, epoch=3)
+
+
+def _skflow_dirs() -> set[str]:
+    return {name for name in os.listdir(tempfile.gettempdir()) if name.startswith("skflow_")}
+
+
+def test_temporary_model_dirs_are_removed_on_refit_and_garbage_collection(binary, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # count only this test's directories
+    x, y = binary
+    search = GridSearchCV(DNNClassifier(hidden_units=(4,), epochs=1), {"learning_rate": [0.001, 0.01]}, cv=3, n_jobs=1)
+    search.fit(x, y)  # six fits and the refit of the best
+    model = search.best_estimator_
+    assert _skflow_dirs() == {os.path.basename(model.estimator_.model_dir)}
+    model.fit(x, y)  # same architecture: restarts in a new directory
+    model.set_params(hidden_units=(5,)).fit(x, y)  # a new inner Estimator
+    assert _skflow_dirs() == {os.path.basename(model.estimator_.model_dir)}
+    copy = pickle.loads(pickle.dumps(model))  # works in a directory of its own
+    assert len(_skflow_dirs()) == 2
+    del search, model, copy
+    gc.collect()
+    assert _skflow_dirs() == set()
+
+
+def test_a_refit_never_removes_a_model_dir_that_was_given(binary, tmp_path):
+    x, y = binary
+    model = LinearClassifier(model_dir=str(tmp_path / "kept"), **FAST).fit(x, y)
+    model.set_params(model_dir=None).fit(x, y)
+    assert os.path.isdir(tmp_path / "kept") and model.estimator_.model_dir != str(tmp_path / "kept")

@@ -17,17 +17,17 @@ def diabetes():
     return train_test_split(x.astype(np.float32), y, test_size=0.25, random_state=0)
 
 
-def test_a_regressor_validation_loss_is_the_mse_on_the_standardised_scale(diabetes):
+def test_a_regressor_validation_loss_is_on_the_standardised_scale_and_its_mse_in_target_units(diabetes):
     x_train, x_val, y_train, y_val = diabetes
-    monitor = ValidationMonitor(x_val, y_val, every_n_steps=20)
+    monitor = ValidationMonitor(x_val, y_val, every_n_steps=20, metrics=["mse"])
     model = DNNRegressor(hidden_units=(16,), learning_rate=0.01, random_state=0)
     model.fit(x_train, y_train, steps=60, monitors=[monitor])
     assert [step for step, _ in monitor.history] == [20, 40, 60]
-    loss = monitor.history[-1][1]["loss"]  # evaluated on the weights that predict below
-    expected = np.mean((model.predict(x_val) - y_val) ** 2) / np.var(y_train)
-    assert loss == pytest.approx(expected, rel=1e-4)
-    encoded = (y_val - y_train.mean()) / y_train.std()
-    assert loss == pytest.approx(model.estimator_.evaluate(x_val, encoded)["loss"], rel=1e-6)
+    results = monitor.history[-1][1]  # evaluated on the weights that predict below
+    mse = np.mean((model.predict(x_val) - y_val) ** 2)
+    assert results["mse"] == pytest.approx(mse, rel=1e-4)
+    assert results["loss"] == pytest.approx(mse / np.var(y_train), rel=1e-4)
+    assert results["loss"] == pytest.approx(model.estimator_.evaluate(x_val, y_val)["loss"], rel=1e-6)
 
 
 def test_a_monitor_reused_on_another_fit_evaluates_that_fits_encoding_and_starts_afresh(diabetes):
@@ -35,16 +35,15 @@ def test_a_monitor_reused_on_another_fit_evaluates_that_fits_encoding_and_starts
     monitor = ValidationMonitor(x_val, y_val, every_n_steps=20, keep_best=True)
     model = DNNRegressor(hidden_units=(16,), learning_rate=0.01, random_state=0)
     model.fit(x_train, y_train, steps=60, monitors=[monitor])
-    # A new fit from scratch, with targets that standardise differently: the monitor's y_val must be
-    # encoded with this fit's mean and scale, and its best value from the first fit no longer counts.
+    # A new fit from scratch, with targets that standardise differently: the monitor's loss must be
+    # on this fit's scale, and its best value from the first fit no longer counts.
     y_other = 2.0 * y_train + 1000.0 * (x_train[:, 0] > 0)
     model.fit(x_train, y_other, steps=40, monitors=[monitor])
     assert [step for step, _ in monitor.history] == [20, 40]
     loss = monitor.history[-1][1]["loss"]
     assert loss == pytest.approx(np.mean((model.predict(x_val) - y_val) ** 2) / np.var(y_other), rel=1e-4)
     assert monitor.best_step in (20, 40)
-    encoded = (y_val - y_other.mean()) / y_other.std()
-    best = model.estimator_.evaluate(x_val, encoded, checkpoint_path="best")
+    best = model.estimator_.evaluate(x_val, y_val, checkpoint_path="best")
     assert best["global_step"] == monitor.best_step and best["loss"] == pytest.approx(monitor.best_value, rel=1e-6)
 
 

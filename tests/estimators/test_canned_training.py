@@ -122,12 +122,15 @@ def test_zero_sample_weights_on_a_class_change_the_fit(binary):
 @pytest.mark.parametrize("make", [LinearRegressor, LinearClassifier], ids=["regressor", "classifier"])
 def test_a_weight_of_k_trains_like_k_repeated_rows(make):
     # One batch holds every row (so both fits take the same steps); the objectives are then equal,
-    # targets standardised with the weighted statistics included.
+    # features and targets standardised with the weighted statistics included. Plain SGD: with
+    # centred features and targets the bias gradient of the full batch is exactly zero, so in float32
+    # it is rounding noise, which Adam's normalised step turns into steps of up to the learning rate
+    # (measured: 0.011 apart in predictions when only the order of the repeated rows changes).
     rng = np.random.RandomState(0)
     x = rng.normal(size=(20, 3))
     y = x @ [1.0, -2.0, 0.5] * 40 + 300 if make is LinearRegressor else (x[:, 0] > 0).astype(int)
     weights = rng.randint(0, 4, size=20)
-    params = {"batch_size": 64, "epochs": 30, "random_state": 0}
+    params = {"batch_size": 64, "epochs": 30, "optimizer": "SGD", "learning_rate": 0.1, "random_state": 0}
     repeated = make(**params).fit(x.repeat(weights, axis=0), y.repeat(weights))
     weighted = make(**params).fit(x, y, sample_weight=weights)
     method = "predict" if make is LinearRegressor else "predict_proba"

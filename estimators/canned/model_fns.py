@@ -7,6 +7,13 @@ makes of a DataFrame with categorical columns (`"numeric"` block + one id vector
 are class ids or regression values, or a dict `{"y": ..., "sample_weight": ...}` when sample
 weights are given.
 
+The numeric features are standardised in the graph, `(x - params["feature_mean"]) /
+params["feature_scale"]` (one value per column of the matrix or of the numeric block; no
+standardisation when `feature_mean` is None), so predict, an export and a pickled model all apply
+the statistics learned at fit with no Python code around the model. Likewise the regressor learns
+standardised targets, `(y - params["target_mean"]) / params["target_scale"]` (its loss is the MSE
+on that scale), and its "predictions" output is scaled back to the targets' units.
+
 Training and evaluation run in float32. Prediction (INFER) recomputes the same layers in float64
 and rounds the outputs to float32: a float32 matmul rounds a row's result differently depending on
 its position in the batch, so without this a row's prediction would change (in the last bit) with
@@ -50,6 +57,22 @@ def _dense(inputs: tf.Tensor, units: int, name: str, mode: str, activation: Any 
         return out
     z = tf.matmul(tf.cast(inputs, dtype), tf.cast(layer.kernel.value, dtype)) + tf.cast(layer.bias.value, dtype)
     return keras.activations.get(activation)(z) if activation is not None else z
+
+
+def _standardized(features: Any, params: Mapping[str, Any], mode: str) -> Any:
+    """The features with the numeric ones standardised (in `_dtype(mode)`) by `params["feature_mean"]`
+    and `params["feature_scale"]`; unchanged when `feature_mean` is None."""
+    mean = params.get("feature_mean")
+    if mean is None:
+        return features
+    dtype = _dtype(mode)
+
+    def standardize(x: tf.Tensor) -> tf.Tensor:
+        return (tf.cast(x, dtype) - tf.constant(mean, dtype)) / tf.constant(params["feature_scale"], dtype)
+
+    if not isinstance(features, Mapping):
+        return standardize(features)
+    return {k: standardize(v) if k == NUMERIC_KEY else v for k, v in features.items()}
 
 
 def _embedding(ids: tf.Tensor, size: int, dim: int, name: str, mode: str, **kwargs: Any) -> tf.Tensor:
@@ -112,10 +135,17 @@ def _head(logits: tf.Tensor, targets: Any, mode: str, params: Mapping[str, Any])
         logits = tf.cast(logits, tf.float32)
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.reshape(tf.cast(y, tf.int32), [-1]), logits)
     else:
+        # The network's outputs are standardised targets; "predictions" are in the targets' units.
         outputs = params["n_outputs"]
-        logits = tf.cast(logits, tf.float32)
-        predictions = {"predictions": logits if outputs > 1 else logits[:, 0]}
+        mean, scale = params.get("target_mean"), params.get("target_scale")
+        values = logits
         y = tf.reshape(tf.cast(y, tf.float32), [-1, outputs])
+        if mean is not None:
+            values = logits * tf.constant(scale, logits.dtype) + tf.constant(mean, logits.dtype)
+            y = (y - tf.constant(mean, tf.float32)) / tf.constant(scale, tf.float32)
+        values = tf.cast(values, tf.float32)
+        predictions = {"predictions": values if outputs > 1 else values[:, 0]}
+        logits = tf.cast(logits, tf.float32)
         per_example = tf.reduce_mean(tf.square(logits - y), axis=1)
     if weight is not None:
         w = tf.reshape(tf.cast(weight, tf.float32), [-1])
@@ -137,13 +167,13 @@ def _n_out(params: Mapping[str, Any]) -> int:
 
 def linear_model_fn(features: Any, targets: Any, mode: str, params: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     """Linear (logistic/softmax or least-squares) model."""
-    logits = _wide_inputs(features, params, _n_out(params), mode)
+    logits = _wide_inputs(_standardized(features, params, mode), params, _n_out(params), mode)
     return _head(logits, targets, mode, params)
 
 
 def dnn_model_fn(features: Any, targets: Any, mode: str, params: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     """Feed-forward network: hidden_units Dense layers (with dropout in TRAIN), then the head."""
-    net = _tower(_deep_inputs(features, params, mode), params, mode)
+    net = _tower(_deep_inputs(_standardized(features, params, mode), params, mode), params, mode)
     logits = _dense(net, _n_out(params), "logits", mode)
     return _head(logits, targets, mode, params)
 
@@ -155,6 +185,7 @@ def dnn_linear_combined_model_fn(
 
     `params["linear_features"]` / `params["dnn_features"]` choose the columns each part sees (see `_select`).
     """
+    features = _standardized(features, params, mode)
     wide = _wide_inputs(_select(features, params.get("linear_features"), params), params, _n_out(params), mode)
     net = _tower(_deep_inputs(_select(features, params.get("dnn_features"), params), params, mode), params, mode)
     deep = _dense(net, _n_out(params), "logits", mode)
