@@ -331,6 +331,7 @@ class CannedEstimator(BaseEstimator):
             partial=not reset,
             prepare=self._validation_data,
             input_token=object(),  # encoded per fit: the classes may differ from the last one's
+            owner=self,  # monitors see (and trackers record) this estimator and its parameters
         )
         return self
 

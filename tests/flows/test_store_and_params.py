@@ -91,10 +91,6 @@ def test_canned_and_custom_estimators_share_the_params_scheme(tracking_uri, tmp_
     assert canned.tags["skflow.model_fn"].startswith("estimators.")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs estimators' canned fit to pass owner=self to training: TrainingContext.estimator is the inner Estimator today",
-)
 def test_a_canned_fit_records_the_canned_estimator_and_its_own_params(tracking_uri, tmp_path, iris):
     _, canned = _canned_and_custom_runs(tmp_path, iris)
     assert canned.params["estimator.class"] == "DNNClassifier"
