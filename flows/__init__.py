@@ -1,8 +1,45 @@
 """skflow flows: the pipeline layer, the only package that imports MLflow and Prefect.
 
+- `train_flow(config)`, `batch_predict_flow(model_uri, source, output)`: the Prefect flows
+  (`flows.pipelines`), on tasks (`flows.tasks`) that call plain library code: `flows.data`
+  (ingest, validate, split), `flows.training` (estimator, monitors, resumable fit),
+  `flows.evaluation`, `flows.prediction`.
+- `PipelineConfig`, `load_config`, `ConfigError`: the YAML config (`flows.config`); its sources
+  (`flows.sources`).
 - `flows.tracking`: every training recorded in MLflow (`MlflowMonitor`, model logging, the registry),
   resilient to a tracking server that is down.
+- `flows.cli`: the `skflow` command; `flows.demo`: `make demo`.
 
 Importing `flows` loads nothing heavy (no TensorFlow, MLflow or Prefect): a command line's `--help`
 stays fast. Settings (tracking URI, experiment) are read when a run starts, never at import.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ConfigError": "flows.config",
+    "PipelineConfig": "flows.config",
+    "load_config": "flows.config",
+    "train_flow": "flows.pipelines",
+    "batch_predict_flow": "flows.pipelines",
+    "TrainResult": "flows.pipelines",
+    "PredictResult": "flows.pipelines",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flows' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
