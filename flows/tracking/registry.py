@@ -39,16 +39,24 @@ def register_model(model: TrackedRun | str, name: str, tracking_uri: str | None 
     with bounded_requests():
         if model.startswith("models:/"):
             model_id = model[len("models:/") :]
-            run_id = client.get_logged_model(model_id).source_run_id
         else:
-            run_id, model_id = model, _latest_model_of(client, model)
+            model_id = _latest_model_of(client, model)
+        logged = client.get_logged_model(model_id)
         try:
             client.create_registered_model(name)
         except MlflowException as exc:
             if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
                 raise
+        # The source is the logged model's artifact location, not "models:/<id>": for that form
+        # MLflow's SQL registry looks the model up through a default MlflowClient(), i.e. the
+        # global tracking URI, which need not be this store's (it then fails, after creating a
+        # ./mlflow.db in the current directory).
         version = client.create_model_version(
-            name, f"models:/{model_id}", run_id=run_id, model_id=model_id, await_creation_for=0
+            name,
+            logged.artifact_location,
+            run_id=logged.source_run_id,
+            model_id=model_id,
+            await_creation_for=0,
         )
     return str(version.version)
 
