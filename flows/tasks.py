@@ -125,9 +125,8 @@ def predict(
     """Predict every row of `source` into `output` with the logged model (or, when none could be
     logged, the estimator in memory), streamed, the id column kept."""
     if model_uri is not None:
-        from flows.tracking import load_model
-
-        predictor, columns = prediction.model_predictor(load_model(model_uri, tracking_uri=tracking_uri))
+        model = prediction.load_logged_model(model_uri, tracking_uri)
+        predictor, columns = prediction.model_predictor(model)
     elif fitted is not None:
         predictor, columns = prediction.estimator_predictor(fitted.estimator, features or [])
     else:

@@ -178,6 +178,7 @@ def build_monitors(
     monitors.append(
         MlflowMonitor(
             run=run,
+            tracking_uri=run.tracking_uri,
             every_n_steps=config.tracking.log_every_n_steps,
             fingerprint=fingerprint,
             dataset_name=config.experiment,

@@ -4,6 +4,8 @@
 - `tracking_uri`: a fresh copy per test, set as `MLFLOW_TRACKING_URI` (artifacts land beside it).
 - `mlflow_server`: one real `mlflow server` on 127.0.0.1 per session (healthy after 5-30 s), which
   outage tests kill (SIGKILL to its whole process group) and restart on the same port and store.
+- `prefect_api`: one `prefect_test_harness` per session (its server takes 14-25 s to start), for the
+  pipeline tests only; its API URL, which subprocesses (`skflow run`) get as PREFECT_API_URL.
 """
 
 from __future__ import annotations
@@ -130,7 +132,51 @@ def mlflow_server(_mlflow_server_session, monkeypatch):
     return _mlflow_server_session
 
 
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory):
+    """Prefect's test harness (a temporary server and database) for the whole session; its API URL."""
+    # No network here: the server's telemetry would only log errors (and lock its SQLite database).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------- pipelines
+IRIS_PIPELINE = {
+    "experiment": "iris",
+    "source": "sklearn:iris",
+    "target": "target",
+    "estimator": {"name": "DNNClassifier", "params": {"hidden_units": [8], "learning_rate": 0.05}},
+    "fit": {"steps": 40, "batch_size": 16},
+    "tracking": {"log_every_n_steps": 10, "log_model": False},
+    "retries": {"ingest": 2, "fit": 1, "delay_seconds": 0},
+}
+
+
+def pipeline_overrides(root, tracking) -> list[str]:
+    """`--set` overrides that keep a pipeline's files under `root` and its runs in `tracking`."""
+    return [f"model_root={root / 'models'}", f"tracking.uri={tracking}"]
+
+
+@pytest.fixture
+def pipeline_config(tmp_path, tracking_uri):
+    """`make(source=IRIS_PIPELINE, *overrides)`: a PipelineConfig writing under tmp_path, tracked in
+    this test's store."""
+    import copy
+
+    from flows.config import load_config
+
+    def make(source=None, *overrides: str):
+        source = copy.deepcopy(IRIS_PIPELINE) if source is None else source
+        return load_config(source, [*pipeline_overrides(tmp_path, tracking_uri), *overrides])
+
+    return make

@@ -1,0 +1,195 @@
+"""`skflow`: run pipelines from the shell.
+
+    skflow run CONFIG [--set key.path=value ...]   train (and predict) as the YAML config says
+    skflow predict MODEL_URI SOURCE OUTPUT         batch predictions with a logged model
+    skflow runs [EXPERIMENT]                       the runs, best first
+    skflow ui                                      the MLflow UI on the project's runs
+    skflow demo                                    two runs and a batch prediction on embedded defaults
+
+Exit codes: 0 done, 1 the run failed, 2 bad usage or an invalid config (nothing was started).
+
+Nothing heavy is imported at module level (`skflow --help` must stay fast and must not load
+TensorFlow, MLflow or Prefect); each command imports what it needs. `skflow run` starts Prefect's
+local server first (`flows.local_server`), so it boots while TensorFlow imports.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="skflow",
+    help="skflow: TensorFlow Estimator pipelines on Prefect and MLflow.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+OK, FAILED, USAGE = 0, 1, 2
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"skflow {version('skflow')}")
+        except PackageNotFoundError:
+            typer.echo("skflow (not installed: run from a checkout)")
+        raise typer.Exit(OK)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """skflow: TensorFlow Estimator pipelines on Prefect and MLflow."""
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _project_imports() -> None:
+    """`model_fn: mymodels:fn` imports from the current directory, as `python -m` would."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+@app.command()
+def run(
+    config: Annotated[str, typer.Argument(help="The pipeline's YAML file.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a field: --set fit.epochs=5 (repeatable; values are YAML)."),
+    ] = None,
+) -> None:
+    """Train (and predict) as the YAML config says: one Prefect flow run, one MLflow run."""
+    from flows.local_server import start_local_server
+
+    _quiet_tensorflow()
+    _project_imports()
+    server = start_local_server()  # boots while the config is checked and TensorFlow imports
+    from flows.config import ConfigError, load_config
+    from flows.sources import check_columns
+
+    try:
+        pipeline = load_config(config, set_ or [])
+        check_columns(pipeline)
+    except ConfigError as exc:
+        if server is not None:
+            server.stop()
+        _err(f"Invalid config: {exc}")
+        raise typer.Exit(USAGE) from None
+    from flows.pipelines import train_flow
+
+    try:
+        if server is not None:
+            server.wait()
+        result = train_flow(pipeline)
+    except KeyboardInterrupt:
+        _err("Interrupted: the MLflow run is KILLED; its checkpoints stay in the model_dir.")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # noqa: BLE001 - every failure is reported the same way
+        _err(f"Run failed: {type(exc).__name__}: {exc}")
+        for note in getattr(exc, "__notes__", []):
+            _err(note)
+        raise typer.Exit(FAILED) from None
+    from flows.reports import print_result
+
+    print_result(result)
+
+
+@app.command()
+def predict(
+    model_uri: Annotated[
+        str, typer.Argument(help="models:/NAME@ALIAS, models:/NAME/VERSION, models:/<id> or runs:/...")
+    ],
+    source: Annotated[str, typer.Argument(help="CSV/Parquet file, directory or glob (or a SQL query with --url).")],
+    output: Annotated[str, typer.Argument(help="Where the predictions go: a .parquet or .csv path.")],
+    id_column: Annotated[str | None, typer.Option(help="A column copied next to the predictions.")] = None,
+    url: Annotated[str | None, typer.Option(help="SOURCE is a SQL query on this SQLAlchemy URL.")] = None,
+) -> None:
+    """Predict every row of SOURCE with a logged model, streamed into OUTPUT."""
+    if not output.lower().endswith((".parquet", ".csv")):
+        _err(f"OUTPUT {output!r} must end in .parquet or .csv")
+        raise typer.Exit(USAGE)
+    from flows.local_server import start_local_server
+
+    _quiet_tensorflow()
+    server = start_local_server()
+    from flows.config import SqlSource
+    from flows.pipelines import batch_predict_flow
+
+    rows = SqlSource(sql=source, url=url) if url else source
+    try:
+        if server is not None:
+            server.wait()
+        result = batch_predict_flow(model_uri, rows, output, id_column=id_column)
+    except Exception as exc:  # noqa: BLE001
+        _err(f"Prediction failed: {type(exc).__name__}: {exc}")
+        raise typer.Exit(FAILED) from None
+    typer.echo(
+        f"{result.rows} rows predicted into {result.output} in {result.seconds:.1f} s ({', '.join(result.columns)})"
+    )
+
+
+@app.command()
+def runs(
+    experiment: Annotated[str | None, typer.Argument(help="An experiment (default: every experiment).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs per experiment.")] = 20,
+) -> None:
+    """The runs of the tracking store: name, status, key params and metrics, best first."""
+    from flows.reports import print_runs
+
+    if not print_runs(experiment, limit=limit):
+        raise typer.Exit(FAILED)
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port of the UI.")] = 5000,
+) -> None:
+    """The MLflow UI on the project's tracking store (127.0.0.1 only)."""
+    from flows.reports import tracking_uri_for_ui
+
+    uri = tracking_uri_for_ui()
+    if uri.startswith(("http://", "https://")):
+        typer.echo(f"The runs are on the tracking server {uri}: open it in a browser.")
+        raise typer.Exit(OK)
+    typer.echo(f"MLflow UI on {uri}: http://127.0.0.1:{port}  (Ctrl-C stops it)")
+    command = [
+        sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+        "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    os.execv(sys.executable, command)
+
+
+@app.command()
+def demo() -> None:
+    """Two training runs with different hyper-parameters and a batch prediction with the better model."""
+    from flows.demo import main as run_demo
+
+    run_demo([])
+
+
+def main() -> None:
+    """The `skflow` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Prefect's ephemeral API server for one `skflow` command, started before the heavy imports.
+
+Without a configured Prefect API (`PREFECT_API_URL` in the environment or the active Prefect
+profile), Prefect starts a temporary server on the first flow call and waits for it (4-9 s here).
+`skflow run` starts the same server (the same uvicorn command and settings as Prefect's
+`SubprocessASGIServer`, on Prefect's own database in `PREFECT_HOME`) as its first step, so that it
+boots in its own process while this one imports TensorFlow, and points Prefect at it through
+`PREFECT_API_URL`, set before Prefect is imported. The server stops when the command exits.
+
+Nothing here imports Prefect: it must run before Prefect reads its settings.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+
+__all__ = ["LocalPrefectServer", "configured_api_url", "start_local_server"]
+
+STARTUP_TIMEOUT_S = 90.0
+
+
+def configured_api_url() -> str | None:
+    """The Prefect API this process would use: `PREFECT_API_URL`, else the active profile's (None: ephemeral)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    try:
+        profiles = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
+    return (profiles.get("profiles", {}).get(active) or {}).get("PREFECT_API_URL") or None
+
+
+class LocalPrefectServer:
+    """A Prefect API server subprocess on 127.0.0.1 (what Prefect's ephemeral mode starts).
+
+    Attributes:
+        port: its port. api_url: `http://127.0.0.1:<port>/api`. log: its output file.
+    """
+
+    def __init__(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.log = tempfile.NamedTemporaryFile(prefix="skflow_prefect_server_", suffix=".log", delete=False)  # noqa: SIM115
+        self.started = time.monotonic()
+        self.ready_after: float | None = None
+        env = {
+            **os.environ,
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+        }
+        env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no network here: its telemetry only logs errors
+        prefect_dir = Path(importlib.util.find_spec("prefect").origin).parent
+        command = [
+            sys.executable, "-m", "uvicorn", "--app-dir", str(prefect_dir.parent), "--factory",
+            "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
+            "--log-level", "error", "--lifespan", "on",
+        ]  # fmt: skip
+        self.process: subprocess.Popen | None = subprocess.Popen(
+            command, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        atexit.register(self.stop)
+
+    def wait(self, timeout: float = STARTUP_TIMEOUT_S) -> float:
+        """Block until the server answers /health; returns the seconds since it was started.
+
+        Raises:
+            RuntimeError: it exited or did not answer within `timeout` (the end of its log included).
+        """
+        while self.ready_after is None:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"The Prefect server exited at start. Its log ({self.log.name}):\n{self._tail()}")
+            if time.monotonic() - self.started > timeout:
+                self.stop()
+                raise RuntimeError(f"The Prefect server did not start within {timeout:g} s:\n{self._tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=1) as response:
+                    if response.status == 200:
+                        self.ready_after = time.monotonic() - self.started
+            except OSError:
+                time.sleep(0.1)
+        return self.ready_after
+
+    def stop(self) -> None:
+        """Terminate the server (SIGTERM, then SIGKILL after 5 s) and remove its log."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.log.close()
+        if os.path.exists(self.log.name):
+            os.remove(self.log.name)
+
+    def _tail(self, size: int = 3000) -> str:
+        self.log.flush()
+        with open(self.log.name, encoding="utf-8", errors="replace") as f:
+            return f.read()[-size:]
+
+
+def start_local_server() -> LocalPrefectServer | None:
+    """Start a local server and point Prefect at it (`PREFECT_API_URL`), unless an API is configured
+    (or Prefect is already imported: too late to change its settings). Returns it, or None."""
+    if configured_api_url() or "prefect" in sys.modules:
+        return None
+    server = LocalPrefectServer()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    return server
