@@ -132,7 +132,8 @@ def train_flow(config: PipelineConfig) -> TrainResult:
                     tracking_uri=run.tracking_uri,
                 )
         except BaseException as exc:
-            finish_run(run, exc)
+            status = finish_run(run, exc)
+            exc.add_note(f"MLflow run {run.run_id} ({config.experiment}) ended {status}; checkpoints in {model_dir}")
             raise
         status = finish_run(run)
     details = {
@@ -164,7 +165,14 @@ def train_flow(config: PipelineConfig) -> TrainResult:
     )
 
 
-@flow(name="batch-predict", persist_result=False)
+def _predict_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    output = os.path.basename(str(flow_run.parameters.get("output", "predictions")))
+    return f"predict-{_slug(output)}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+@flow(name="batch-predict", flow_run_name=_predict_run_name, persist_result=False)
 def batch_predict_flow(
     model_uri: str,
     source: str | SqlSource,

@@ -24,7 +24,8 @@ _KEY_PARAMS = (
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(soft_wrap=True)
+    console = Console()
+    return console if console.is_terminal else Console(width=200)  # a log or a pipe: do not fold the tables
 
 
 def tracking_uri_for_ui() -> str:

@@ -60,12 +60,14 @@ def stream_split(
     if spec.kind == "random" and spec.stratify:
         logger.warning("split.stratify is not done for a streamed source: its rows are split at random.")
     cutoff = _cutoff(source, config) if spec.kind == "time" else None
+    read = list(dict.fromkeys([*columns, spec.column])) if spec.kind == "time" else columns
     writers: dict[str, object] = {}
     counts = {"train": 0, "eval": 0}
     try:
-        for index, batch in enumerate(iter_batches(source, columns)):
+        for index, batch in enumerate(iter_batches(source, read)):
             if spec.kind == "time":
                 mask = _dates(batch.column(batch.schema.get_field_index(spec.column))) >= cutoff
+                batch = batch.select(columns)
             else:
                 mask = np.random.default_rng([spec.seed, index]).random(batch.num_rows) < spec.test_size
             for side, rows in (("train", ~mask), ("eval", mask)):

@@ -1,0 +1,98 @@
+"""The library code under the pipeline's tasks, without Prefect: steps, validation, splits, prediction files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flows import data as steps
+from flows.config import load_config
+from flows.prediction import predict_to_file, resolve_model_uri
+from flows.sources import demo_churn, write_demo_churn
+from flows.training import total_steps
+
+CHURN = {
+    "experiment": "churn",
+    "source": "demo:churn",
+    "target": "churn",
+    "id_column": "customer_id",
+    "estimator": {"name": "DNNClassifier"},
+}
+
+
+@pytest.mark.parametrize(
+    ("fit", "rows", "expected"),
+    [({"steps": 70}, 1000, 70), ({"epochs": 2, "batch_size": 64}, 1000, 32), ({"steps": 70, "epochs": 1}, 1000, 32)],
+)
+def test_the_target_step_is_steps_or_epochs_whichever_comes_first(fit, rows, expected):
+    config = load_config({**CHURN, "fit": fit})
+    assert total_steps(config.fit, rows) == expected
+
+
+def test_features_default_to_every_column_but_target_and_id_and_dates_are_refused(tmp_path):
+    config = load_config(CHURN)
+    dataset = steps.ingest("demo:churn?rows=200", str(tmp_path))
+    with pytest.raises(ValueError, match=r"feature columns \['signup_date'\] hold dates"):
+        steps.validate(dataset, config)
+    timed = load_config({**CHURN, "split": {"kind": "time", "column": "signup_date"}})
+    assert steps.validate(dataset, timed) == ["age", "income", "city", "plan", "autopay"]
+
+
+def test_a_regression_on_a_text_target_and_missing_values_are_named(tmp_path):
+    frame = demo_churn(100)
+    frame.loc[[3, 7], "income"] = np.nan
+    frame.to_parquet(tmp_path / "t.parquet")
+    dataset = steps.ingest(str(tmp_path / "t.parquet"), str(tmp_path / "run"))
+    regression = load_config({**CHURN, "source": str(tmp_path / "t.parquet"), "estimator": {"name": "DNNRegressor"},
+                              "features": ["age", "income"]})  # fmt: skip
+    with pytest.raises(ValueError, match="target 'churn' is str, but a regression model predicts numbers"):
+        steps.validate(dataset, regression)
+    classifier = load_config({**CHURN, "source": str(tmp_path / "t.parquet"), "features": ["age", "income"]})
+    with pytest.raises(ValueError, match=r"missing values \{'income': 2\}.*fit.impute: mean"):
+        steps.validate(dataset, classifier)
+
+
+def test_a_streamed_random_split_is_seeded_and_a_time_split_holds_out_the_latest(tmp_path, monkeypatch):
+    write_demo_churn(str(tmp_path / "churn"), rows=3000, parts=3)
+    monkeypatch.setattr(steps, "estimated_mb", lambda source: 1e6)
+    base = {**CHURN, "source": f"{tmp_path}/churn/", "fit": {"memory_budget_mb": 200}}
+    config = load_config(base)
+    dataset = steps.ingest(config.source, str(tmp_path / "run"), 200)
+    assert dataset.streamed and dataset.rows == 3000
+    features = ["age", "income"]
+    first = steps.split(dataset, config, features, str(tmp_path / "a"))
+    second = steps.split(dataset, config, features, str(tmp_path / "b"))
+    assert (first.train_rows, first.eval_rows) == (second.train_rows, second.eval_rows)
+    assert first.train_rows + first.eval_rows == 3000 and 500 < first.eval_rows < 700
+    assert pd.read_parquet(first.eval).equals(pd.read_parquet(second.eval))
+    timed = load_config({**base, "split": {"kind": "time", "column": "signup_date", "cutoff": "2026-11-01"}})
+    split = steps.split(dataset, timed, features, str(tmp_path / "t"))
+    frame = demo_churn(3000)
+    assert split.eval_rows == int((frame["signup_date"] >= "2026-11-01").sum())
+
+
+def test_predictions_stream_to_csv_with_the_id_column_and_no_partial_file_on_failure(tmp_path):
+    write_demo_churn(str(tmp_path / "in"), rows=500, parts=2)
+
+    def predict(chunk):
+        return pd.DataFrame({"score": chunk["age"].to_numpy() / 100.0})
+
+    out = tmp_path / "out" / "scores.csv"
+    result = predict_to_file(predict, f"{tmp_path}/in/", str(out), ["age"], "customer_id", chunk_rows=64)
+    written = pd.read_csv(out)
+    assert result.rows == 500 and written.columns.tolist() == ["customer_id", "score"]
+    assert sorted(written["customer_id"]) == list(range(1, 501))
+
+    def broken(chunk):
+        raise RuntimeError("model crashed")
+
+    with pytest.raises(RuntimeError):
+        predict_to_file(broken, f"{tmp_path}/in/", str(tmp_path / "out" / "b.parquet"), ["age"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["scores.csv"]
+
+
+def test_a_model_uri_that_names_nothing_says_so(tracking_uri):
+    with pytest.raises(ValueError, match="'models:/nothing@champion' names no model"):
+        resolve_model_uri("models:/nothing@champion")
+    assert resolve_model_uri("file:///tmp/model") == "file:///tmp/model"
