@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[flows,dask,dev]"
 	@touch $(STAMP)
 
-## demo: create .venv, install the locked dependencies, run the main job on embedded defaults
+## demo: create .venv, install the locked dependencies, run the pipeline on embedded defaults
+## (Prefect's local server, MLflow on mlruns/mlflow.db here): two training runs, a batch prediction
 demo: $(STAMP)
-	$(PY) -m estimators.demo
+	$(PY) -m flows.demo
 
 ## test: the whole test suite (slow tests included)
 test: $(STAMP)

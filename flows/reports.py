@@ -143,7 +143,9 @@ def compare_runs(results: Sequence[Any], titles: Sequence[str] | None = None) ->
     from flows.tracking.store import get_client
 
     params = [get_client(r.tracking_uri).get_run(r.run_id).data.params for r in results]
-    differing = sorted(k for k in set().union(*params) if len({p.get(k) for p in params}) > 1)
+    differing = sorted(
+        k for k in set().union(*params) if len({p.get(k) for p in params}) > 1 and not k.endswith("model_dir")
+    )
     table = Table(title="Runs side by side", title_justify="left")
     table.add_column("")
     for i, r in enumerate(results):
