@@ -89,7 +89,6 @@ def _frame(n=60, seed=0):
     return frame, labels
 
 
-@pytest.mark.xfail(strict=True, reason="needs the raw-column SavedModel export of estimators (issue 2/5)")
 def test_the_pyfunc_model_serves_raw_string_columns_and_original_labels(tracking_uri, model_dir):
     frame, labels = _frame()
     params = {"column": "color", "vocabulary_size": 4, "n_classes": 2}
