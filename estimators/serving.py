@@ -4,17 +4,18 @@ The `serving_default` signature of an export carries the preprocessing that `pre
 Python, so TF Serving or any process with TensorFlow alone (no skflow) gets the same answers:
 
 - A model fitted on a DataFrame (pandas or dask) takes one 1-D input per training column, named by
-  the column: `tf.string` for string and categorical columns of strings, `tf.bool` for boolean
-  columns, `tf.int64` for categoricals of integers, `tf.float64` for categoricals of other numbers,
-  and for numeric columns the column's own dtype at fit (`tf.float32` for float32, `tf.int64` for
-  any integer, `tf.float64` otherwise; `tf.float64` for a model whose skflow.json predates the
-  record of dtypes). Inside the graph the numeric columns are stacked in the fitted order as
-  float32 (through float64, as the pandas feeder does), NaN is filled with the saved training means
-  when the model was fitted with `impute` (and is an error otherwise, as is infinity), and each
-  categorical column is looked up in its vocabulary (a `tf.lookup.StaticHashTable`; a value not
-  seen at fit gets the out-of-vocabulary id `len(vocabulary)`, and so does a missing category, which
-  a string input holds as text such as "nan"). Every fitted column is required; other columns are
-  not inputs.
+  the column. Its dtype is the column's own: for numeric columns `tf.float32` (float32 columns),
+  `tf.int64` (integer columns; `tf.float64` when the model was fitted with `impute`, so the input
+  can hold the NaN it fills) or `tf.float64` (other numbers, and every numeric column of a model
+  whose skflow.json predates the record of dtypes); for categorical columns, by their vocabulary:
+  `tf.string` (strings, and mixed vocabularies as text), `tf.bool` (booleans: a missing boolean
+  cannot be served), `tf.int64` (integers) or `tf.float64` (other numbers). Inside the graph the
+  numeric columns are stacked in the fitted order as float32 (through float64, as the pandas
+  feeder does); NaN is filled with the saved training means when the model was fitted with
+  `impute` and is an error naming the column otherwise, as infinity always is. Each categorical
+  column is looked up in its vocabulary (a `tf.lookup.StaticHashTable`): a value not seen at fit
+  gets the out-of-vocabulary id `len(vocabulary)`, and so does a missing category (a string input
+  holds it as text such as "nan"). Every fitted column is required; other columns are not inputs.
 - A model fitted on Parquet/CSV files takes one `tf.float32` input per feature column, stacked in
   the fitted order.
 - A model fitted on arrays keeps its single `features` input (the fitted dtype and shape; NaN
@@ -152,7 +153,7 @@ def column_inputs(meta: ModelMetadata, columns: Sequence[str], dtypes: Mapping[s
     state = meta.feeder_state
     fills = state.get("fill_values") if _state_kind(state) == "numpy" else None
     dtypes = dtypes or {}
-    kinds = [_numeric_dtype(dtypes.get(c)) for c in columns]
+    kinds = [_numeric_dtype(dtypes.get(c), fills is not None) for c in columns]
     return _stacked_inputs(list(columns), kinds, fills, check=True, dtype=meta.features.dtype)
 
 
@@ -227,12 +228,13 @@ def _numeric(name: str, x: tf.Tensor, impute: bool, fill: Any, check: bool) -> t
     return x
 
 
-def _numeric_dtype(recorded: str | None) -> tf.DType:
-    """The input dtype of a numeric column whose pandas dtype at fit was `recorded` (None: unknown)."""
+def _numeric_dtype(recorded: str | None, impute: bool) -> tf.DType:
+    """The input dtype of a numeric column whose pandas dtype at fit was `recorded` (None: unknown).
+    Integers are int64, unless the model imputes: then float64, which can hold the NaN it fills."""
     name = (recorded or "").lower()
     if name == "float32":
         return tf.float32
-    if name.startswith(("int", "uint")):
+    if name.startswith(("int", "uint")) and not impute:
         return tf.int64
     return tf.float64
 
@@ -242,7 +244,7 @@ def _frame_inputs(encoding: FrameEncoding, dtypes: Mapping[str, str], signature:
     """One input per training column of a DataFrame, encoded as `FrameEncoding.transform` does."""
     lookups = {name: _Vocabulary(vocab, dtypes.get(name)) for name, vocab in encoding.vocabularies.items()}
     specs = [
-        tf.TensorSpec([None], lookups[c].dtype if c in lookups else _numeric_dtype(dtypes.get(c)))
+        tf.TensorSpec([None], lookups[c].dtype if c in lookups else _numeric_dtype(dtypes.get(c), encoding.impute))
         for c in encoding.columns
     ]
     numeric, fills, impute = list(encoding.numeric), encoding.fill_values, encoding.impute

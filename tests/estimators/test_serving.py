@@ -108,6 +108,9 @@ def test_imputed_nan_is_filled_with_the_training_means_in_the_graph(tmp_path):
         holed, labels, max_steps=3, batch_size=20, impute="mean"
     )
     path = est.export_saved_model(str(tmp_path / "export"))
+    inputs = tf.saved_model.load(path).signatures["serving_default"].structured_input_signature[1]
+    assert inputs["age"].dtype == tf.float64  # an integer column, served as floats: missing ages are imputed too
+    holed = holed.assign(age=holed["age"].where(holed.index % 5 != 1))
     served = serve_frame(path, holed)
     _assert_same(served, est.predict(holed))
     assert not np.isnan(served["in_numeric"]).any()
