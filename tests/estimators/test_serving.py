@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 
@@ -133,6 +134,26 @@ def test_a_model_restored_from_its_model_dir_or_a_pickle_exports_the_same_signat
         signature = tf.saved_model.load(other).signatures["serving_default"].structured_input_signature
         assert signature == tf.saved_model.load(path).signatures["serving_default"].structured_input_signature
         _assert_same(serve_frame(other, frame), expected)
+
+
+def test_a_model_saved_before_column_dtypes_were_recorded_serves_numeric_columns_as_float64(table_model, tmp_path):
+    est, frame, _ = table_model
+    old = tmp_path / "old"
+    shutil.copytree(est.model_dir, old)
+    meta = json.loads((old / "skflow.json").read_text())
+    del meta["column_dtypes"]
+    (old / "skflow.json").write_text(json.dumps(meta))
+    path = Estimator(echo_fn, model_dir=str(old), config=CONFIG).export_saved_model(str(tmp_path / "export"))
+    inputs = tf.saved_model.load(path).signatures["serving_default"].structured_input_signature[1]
+    assert {k: inputs[k].dtype for k in ("age", "income", "score", "city", "member", "tier")} == {
+        "age": tf.float64,
+        "income": tf.float64,
+        "score": tf.float64,
+        "city": tf.string,
+        "member": tf.bool,
+        "tier": tf.int64,
+    }
+    _assert_same(serve_frame(path, frame), est.predict(frame))
 
 
 def test_column_names_that_are_not_signature_keys_are_sanitised_and_the_mapping_is_recorded(tmp_path):
