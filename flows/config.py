@@ -325,6 +325,11 @@ class PipelineConfig(_Strict):
         watched = self.fit.early_stopping_metric
         if watched != "loss" and watched not in self.metrics:
             raise ValueError(f"fit.early_stopping_metric {watched!r} must be 'loss' or one of metrics {self.metrics}")
+        if self.fit.keep_best and self.estimator.name is not None:
+            raise ValueError(
+                f"fit.keep_best needs estimator.model_fn: {self.estimator.name} cannot yet evaluate or predict with "
+                "its best checkpoint (only its latest); drop keep_best, or use early stopping alone"
+            )
         return self
 
     # ------------------------------------------------------------------ loading

@@ -7,6 +7,9 @@ A custom `Estimator` is evaluated by `Estimator.evaluate` with the config's `met
 config's `metrics` are computed from its predictions with `sklearn.metrics` under the same names.
 With `fit.keep_best`, the best validated checkpoint is what is evaluated and logged.
 
+The logged model is the estimator's SavedModel export (the best checkpoint with `fit.keep_best`),
+serving the training columns as they are.
+
 The run's primary metric (the first of `metrics`, else the loss or the canned score) is recorded
 in the tags `skflow.primary_metric` and `skflow.primary_metric_goal` ("min"/"max"), which
 `skflow runs` sorts by.
@@ -32,7 +35,10 @@ LOWER_IS_BETTER = ("loss", "log_loss", "mse", "rmse", "mae")
 
 
 def primary_metric(config: PipelineConfig) -> tuple[str, str]:
-    """The run's primary metric (`eval_<name>`) and whether higher ("max") or lower ("min") is better."""
+    """The logged model is the estimator's SavedModel export (the best checkpoint with `fit.keep_best`),
+    serving the training columns as they are.
+
+    The run's primary metric (`eval_<name>`) and whether higher ("max") or lower ("min") is better."""
     chosen = next((m for m in config.metrics if m != "mean_prediction"), None)
     if chosen is None:
         if config.estimator.name is None:
@@ -136,38 +142,18 @@ def _log_metrics(run: Any, values: dict[str, float], step: int) -> None:
         )
 
 
-def log_trained_model(run: Any, estimator: Any, data: TrainingData, config: PipelineConfig, step: int) -> str | None:
-    """Log the model (the best checkpoint with `fit.keep_best`) as the run's pyfunc model and
-    register it when `tracking.registered_model` is set; returns its `models:/...` URI.
-
-    A model trained on string or categorical columns cannot be served from raw columns by today's
-    SavedModel export: that one is not logged (None, with a warning and the tag
-    `skflow.model_not_logged` giving the reason), and the run goes on.
-    """
-    from estimators import Estimator
+def log_trained_model(run: Any, estimator: Any, data: TrainingData, config: PipelineConfig, step: int) -> str:
+    """Log the model (the best checkpoint with `fit.keep_best`) as the run's pyfunc model, which
+    takes the training columns as they are (strings and categories included), and register it
+    when `tracking.registered_model` is set; returns its `models:/...` URI."""
     from flows.tracking import log_model, register_model
-    from flows.tracking.store import bounded_requests, get_client
 
-    example = data.example
-    try:
-        if isinstance(estimator, Estimator) and config.fit.keep_best:
-            with tempfile.TemporaryDirectory(prefix="skflow_best_") as tmp:
-                export = estimator.export_saved_model(os.path.join(tmp, "export"), checkpoint_path="best")
-                info = log_model(run, export_dir=export, input_example=example, step=step)
-        else:
-            info = log_model(run, estimator, input_example=example, step=step)
-    except (ValueError, TypeError, KeyError) as exc:
-        text = [c for c in example.columns if example[c].dtype.kind not in "iufb"]
-        if not text:
-            raise
-        reason = (
-            f"not logged: the SavedModel export does not serve raw string/categorical columns {text} yet "
-            f"({type(exc).__name__}: {str(exc)[:200]})"
-        )
-        logger.warning("The model of run %s is %s.", run.run_id, reason)
-        with bounded_requests():
-            get_client(run.tracking_uri).set_tag(run.run_id, "skflow.model_not_logged", reason)
-        return None
+    if config.fit.keep_best:
+        with tempfile.TemporaryDirectory(prefix="skflow_best_") as tmp:
+            export = estimator.export_saved_model(os.path.join(tmp, "export"), checkpoint_path="best")
+            info = log_model(run, export_dir=export, input_example=data.example, step=step)
+    else:
+        info = log_model(run, estimator, input_example=data.example, step=step)
     name = config.tracking.registered_model
     if name:
         version = register_model(info.model_uri, name, tracking_uri=run.tracking_uri)

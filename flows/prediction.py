@@ -8,9 +8,8 @@ the predictions. Predictors:
 - `model_predictor(model)`: an MLflow pyfunc model (`flows.tracking.load_model`); each chunk's
   columns are the model signature's inputs, cast to the signature's types (MLflow refuses float64
   for a float32 input).
-- `estimator_predictor(estimator)`: an estimator in memory, for a model that could not be logged:
-  a canned classifier gives `prediction` and `probability_<class>`, other estimators their
-  outputs named as the pyfunc model names them.
+- `estimator_predictor(estimator)`: an estimator in memory (a pipeline with `tracking.log_model:
+  false`), its outputs named as the logged model would name them.
 """
 
 from __future__ import annotations
@@ -131,12 +130,15 @@ def load_logged_model(model_uri: str, tracking_uri: str | None = None) -> Any:
 
 def model_predictor(model: Any) -> tuple[Callable[[pd.DataFrame], pd.DataFrame], list[str] | None]:
     """A chunk -> predictions function for an MLflow pyfunc model, and its input columns."""
+    from flows.tracking import serving_frame
+
     schema = model.metadata.get_input_schema()
     if schema is None:
-        return model.predict, None
+        return lambda chunk: model.predict(serving_frame(chunk)), None
     types = {spec.name: _TYPES.get(spec.type.name) for spec in schema.inputs}
 
     def predict(chunk: pd.DataFrame) -> pd.DataFrame:
+        chunk = serving_frame(chunk)
         cast = {c: t for c, t in types.items() if t is not None and str(chunk[c].dtype) != t}
         return model.predict(chunk.astype(cast) if cast else chunk)
 
@@ -146,7 +148,8 @@ def model_predictor(model: Any) -> tuple[Callable[[pd.DataFrame], pd.DataFrame],
 def estimator_predictor(
     estimator: Any, features: list[str]
 ) -> tuple[Callable[[pd.DataFrame], pd.DataFrame], list[str]]:
-    """A chunk -> predictions function for an estimator in memory, and its input columns."""
+    """A chunk -> predictions function for an estimator in memory (a pipeline that logs no model),
+    with the columns the logged model would give, and its input columns."""
     from estimators import Estimator
     from flows.tracking.pyfunc_model import frame_from_outputs
 
@@ -154,11 +157,12 @@ def estimator_predictor(
         if isinstance(estimator, Estimator):
             out = estimator.predict(chunk)
             return frame_from_outputs(out if isinstance(out, dict) else {"predictions": out})
-        columns = {"prediction": estimator.predict(chunk)}
         if hasattr(estimator, "predict_proba"):
-            proba = estimator.predict_proba(chunk)
-            columns.update({f"probability_{c}": proba[:, i] for i, c in enumerate(estimator.classes_)})
-        return pd.DataFrame(columns)
+            probabilities = estimator.predict_proba(chunk)
+            ids = probabilities.argmax(axis=1)
+            classes = estimator.classes_[ids]
+            return frame_from_outputs({"classes": classes, "class_ids": ids, "probabilities": probabilities})
+        return frame_from_outputs({"predictions": estimator.predict(chunk)})
 
     return predict, list(features)
 

@@ -85,14 +85,13 @@ def test_a_classifier_on_digits_learns_and_its_model_is_registered(config_runs):
     assert [v.run_id for v in versions] == [result.run_id]
 
 
-def test_the_churn_model_trained_on_string_columns_is_not_logged_yet_and_says_why(config_runs):
-    _, result = config_runs["churn.yaml"]
-    tags = _client(result).get_run(result.run_id).data.tags
-    assert result.model_uri is None
-    assert "raw string/categorical columns" in tags["skflow.model_not_logged"]
+def test_the_churn_model_serves_its_raw_columns_and_predicts_labels_by_customer(config_runs):
+    config, result = config_runs["churn.yaml"]
+    assert result.model_uri is not None
     predictions = pd.read_parquet(result.predictions)
-    assert set(predictions["prediction"]) <= {"yes", "no"}
-    assert {"probability_no", "probability_yes"} <= set(predictions.columns)
+    assert predictions.columns.tolist() == ["customer_id", "class_ids", "classes", "probabilities_0", "probabilities_1"]
+    assert set(predictions["classes"]) <= {"yes", "no"}
+    np.testing.assert_allclose(predictions[["probabilities_0", "probabilities_1"]].sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_the_mlflow_run_and_the_prefect_flow_run_name_each_other(config_runs):

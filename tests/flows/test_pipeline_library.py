@@ -96,3 +96,10 @@ def test_a_model_uri_that_names_nothing_says_so(tracking_uri):
     with pytest.raises(ValueError, match="'models:/nothing@champion' names no model"):
         resolve_model_uri("models:/nothing@champion")
     assert resolve_model_uri("file:///tmp/model") == "file:///tmp/model"
+
+
+def test_keep_best_with_a_canned_estimator_is_refused_naming_what_works():
+    from flows.config import ConfigError
+
+    with pytest.raises(ConfigError, match="fit.keep_best needs estimator.model_fn"):
+        load_config({**CHURN, "fit": {"validation_every_n_steps": 10, "keep_best": True}})
