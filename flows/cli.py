@@ -188,7 +188,29 @@ def demo() -> None:
 
 def main() -> None:
     """The `skflow` console script."""
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code
+        exit_now(code if isinstance(code, int) else (0 if code is None else 1))
+    exit_now(OK)
+
+
+def exit_now(code: int) -> None:
+    """Exit with `code` once the exit handlers have run, skipping the interpreter's teardown when
+    TensorFlow is loaded: its destructors took ~5 s at every exit here (measured after a pipeline
+    run: 5.6 s from the end of the command to the end of the process, 0.8 s this way). The
+    handlers are what must finish (the Prefect and MLflow workers' flushes, the local Prefect
+    server's stop, the temporary model downloads); they run first, then stdout and stderr are
+    flushed."""
+    import atexit
+
+    if "tensorflow" not in sys.modules:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

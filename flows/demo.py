@@ -103,4 +103,7 @@ def main(argv: list[str] | None = None) -> list[Any]:
 
 
 if __name__ == "__main__":
+    from flows.cli import exit_now
+
     main()
+    exit_now(0)

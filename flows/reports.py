@@ -42,7 +42,8 @@ def print_result(result: Any) -> None:
     from flows.lineage import mlflow_run_url
 
     console = _console()
-    table = Table(title=f"MLflow run {result.run_id} ({result.experiment}): {result.status}", title_justify="left")
+    console.print(f"MLflow run {result.run_id} ({result.experiment}): {result.status}")
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in sorted(result.metrics.items()):
