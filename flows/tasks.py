@@ -84,7 +84,7 @@ def fit(config: PipelineConfig, data: TrainingData, run: Any, model_dir: str, fi
     estimator = training.build_estimator(config, model_dir, target)
     monitors = training.build_monitors(config, data, run, fingerprint, source)
     try:
-        step = training.train_to_step(estimator, data, target, monitors, config.fit.impute)
+        step = training.train_to_step(estimator, data, target, monitors, config.fit.batch_size, config.fit.impute)
     finally:
         monitors[-1].close(timeout=30)  # the MlflowMonitor: last metrics, checkpoints and loss curve delivered
     return Fitted(estimator, step, model_dir)

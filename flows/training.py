@@ -18,9 +18,10 @@
 Example::
 
     data = load_training_data(splits, config)
-    estimator = build_estimator(config, model_dir)
     target = total_steps(config.fit, data.train_rows)
-    step = train_to_step(estimator, data, target, build_monitors(config, data, run, fingerprint))
+    estimator = build_estimator(config, model_dir, target)
+    monitors = build_monitors(config, data, run, fingerprint)
+    step = train_to_step(estimator, data, target, monitors, config.fit.batch_size, config.fit.impute)
 """
 
 from __future__ import annotations
@@ -225,9 +226,12 @@ def checkpoint_step(model_dir: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def train_to_step(estimator: Any, data: TrainingData, target: int, monitors: list[Any], impute: str | None) -> int:
-    """Train `estimator` until its global step is `target`, resuming from its model_dir; returns
-    the step reached (below `target` only when a monitor stopped early)."""
+def train_to_step(
+    estimator: Any, data: TrainingData, target: int, monitors: list[Any], batch_size: int, impute: str | None = None
+) -> int:
+    """Train `estimator` until its global step is `target`, in batches of `batch_size` rows (a
+    streamed input's feeder has its own), resuming from its model_dir; returns the step reached
+    (below `target` only when a monitor stopped early)."""
     model_dir = estimator.get_params()["model_dir"]
     start = checkpoint_step(model_dir)
     if start:
@@ -236,9 +240,18 @@ def train_to_step(estimator: Any, data: TrainingData, target: int, monitors: lis
 
     if not isinstance(estimator, Estimator):  # a canned estimator
         try:
-            estimator.fit(data.x, data.y, steps=max(target - start, 1), monitors=[_TrainTo(target), *monitors])
+            estimator.fit(
+                data.x,
+                data.y,
+                steps=max(target - start, 1),
+                batch_size=batch_size,
+                monitors=[_TrainTo(target), *monitors],
+            )
         except AlreadyTrained as done:
             logger.info("The model is already at step %s of %d: nothing to train.", done, target)
         return checkpoint_step(model_dir)
-    estimator.fit(data.x, data.y, max_steps=target, monitors=monitors, impute=None if data.streamed else impute)
+    if data.streamed:
+        estimator.fit(data.x, max_steps=target, monitors=monitors)
+    else:
+        estimator.fit(data.x, data.y, max_steps=target, batch_size=batch_size, monitors=monitors, impute=impute)
     return checkpoint_step(model_dir)

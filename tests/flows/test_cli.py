@@ -79,6 +79,25 @@ def test_an_invalid_config_exits_2_naming_the_field_before_anything_starts(proje
     assert sorted(os.listdir(project)) == ["mlruns"] and os.listdir(project / "mlruns") == ["mlflow.db"]
 
 
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("missing_dir/", "source 'missing_dir/': no such file or directory"),
+        ("empty.csv", "empty.csv is empty: no header and no rows"),
+        (
+            "{sql: SELECT nope FROM nowhere, url: 'sqlite:///shop.db'}",
+            "SQL query failed on sqlite:///shop.db: no such table: nowhere",
+        ),
+    ],
+)
+def test_an_unreadable_source_exits_2_with_a_clear_message(project, source, message):
+    (project / "empty.csv").write_text("")
+    done = skflow("run", str(ROOT / "configs" / "digits.yaml"), "--set", f"source={source}", "--set", "predict=null",
+                  cwd=project, env={"PREFECT_API_URL": "http://127.0.0.1:9/api"}, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+
+
 def test_a_missing_config_file_exits_2(project):
     done = skflow("run", "nope.yaml", cwd=project, env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
     assert done.returncode == 2 and "nope.yaml: no such config file" in done.stderr

@@ -86,6 +86,10 @@ def test_a_fit_that_crashes_mid_training_is_retried_and_resumes_to_the_exact_ste
     assert _history(result) == [10, 20, 30, 40], "continuous: nothing lost, nothing twice"
     assert _task_runs(result.flow_run_id)["fit"].run_count == 2
     assert training.checkpoint_step(result.model_dir) == 40
+    from mlflow import MlflowClient
+
+    params = MlflowClient(result.tracking_uri).get_run(result.run_id).data.params
+    assert (params["batch_size"], params["max_steps"]) == ("16", "40"), "the config's batch size, on every attempt"
 
 
 def test_a_fit_that_crashes_after_its_last_step_is_retried_without_training_more(
