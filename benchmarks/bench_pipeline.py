@@ -9,8 +9,9 @@ Four figures (docs/benchmarks.md, "Prefect pipelines"):
    `Estimator(model_fn).fit(max_steps=...)` with an `MlflowMonitor` on a run of its own,
    `log_evaluation`, `log_model`, `end_run`. Flow: `train_flow` on the same file and settings (its
    tasks also write the split to Parquet, log the flow's artifacts and tags). One process, the
-   local Prefect server started first, one untimed warm-up of each, then rounds in ABBA order;
-   the median of the per-round ratios flow / direct. Start-up costs are reported apart: the
+   local Prefect server started first, flows run as `skflow run` runs them (`flows.local_server.
+   foreground`: no flow heartbeats), one untimed warm-up of each, then rounds in ABBA order; the
+   median of the per-round ratios flow / direct. Start-up costs are reported apart: the
    Prefect server (fresh and existing database), a new MLflow SQLite store, the first flow call.
 2. `skflow run` on embedded defaults (Prefect's local server, MLflow on SQLite in the project): time
    from the command to the first training step, in a subprocess, reading the step-1 line of the
@@ -18,7 +19,8 @@ Four figures (docs/benchmarks.md, "Prefect pipelines"):
 3. `skflow --help`: wall time of the subprocess (median of 7).
 4. `batch_predict_flow` rows/s against `Estimator.predict` on the whole table plus writing the same
    Parquet by hand (restoring the Estimator and reading the input included), on `--predict-rows`
-   rows (default 1,000,000), ABBA, median of the per-round ratios.
+   rows (default 3,000,000; 1,000,000 as well), flows run as `skflow predict` runs them, ABBA,
+   median of the per-round ratios.
 
 Usage::
 
@@ -213,12 +215,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=25_000, help="training steps of figure 1 (default ~30 s)")
     parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds of figures 1 and 4")
-    parser.add_argument("--predict-rows", type=int, default=1_000_000)
+    parser.add_argument("--predict-rows", type=int, nargs="+", default=[1_000_000, 3_000_000])
     parser.add_argument("--quick", action="store_true", help="smoke run: 800 steps, 100k rows to predict")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.quick:
-        args.steps, args.predict_rows, args.rounds = 800, 100_000, 1
+        args.steps, args.predict_rows, args.rounds = 800, [100_000], 1
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "targets": TARGETS}
     from benchmarks.bench_estimator import machine_info
 
@@ -250,14 +252,14 @@ def main() -> None:
         # 1. train_flow vs direct calls
         import mlflow  # noqa: F401  (imported before timing, like the flow's process has it)
 
-        from flows.local_server import start_local_server
+        from flows.local_server import foreground, start_local_server
 
         server = start_local_server()
         started = time.perf_counter()
         if server is not None:
             server.wait()
         results["server_in_process_s"] = time.perf_counter() - started
-        from flows.pipelines import train_flow
+        from flows.pipelines import batch_predict_flow, train_flow
 
         source = make_data(work, 200_000)
         db = work / "mlruns" / "mlflow.db"
@@ -272,43 +274,50 @@ def main() -> None:
         last = {}
 
         def flow() -> None:
-            last["flow"] = train_flow(config)
+            with foreground():
+                last["flow"] = train_flow(config)
 
         def by_hand() -> None:
             direct(source, work, tracking, args.steps)
 
         print(f"train_flow vs direct calls, {args.steps} steps:")
         started = time.perf_counter()
-        small = pipeline_config(source, work, tracking, 50)
-        train_flow(small)
+        with foreground():
+            train_flow(pipeline_config(source, work, tracking, 50))
         results["first_flow_call_s"] = time.perf_counter() - started
         seconds, ratios = ratio_rounds({"direct": by_hand, "flow": flow}, args.rounds)
         results["flow"] = {"seconds": seconds, "ratios": ratios, "median_ratio": statistics.median(ratios)}
         print(f"  flow / direct: median {statistics.median(ratios):.3f} (per round {[round(r, 3) for r in ratios]})")
 
         # 4. batch_predict_flow vs Estimator.predict + to_parquet
-        from flows.pipelines import batch_predict_flow
-
-        (work / "predict").mkdir()
-        big = make_data(work / "predict", args.predict_rows)
         trained = last["flow"]
-        predict_seconds, predict_ratios = ratio_rounds(
-            {
-                "by_hand": lambda: predict_by_hand(trained.model_dir, big, work / "by_hand.parquet"),
-                "flow": lambda: batch_predict_flow(
-                    trained.model_uri, str(big), str(work / "flow.parquet"), id_column="row", tracking_uri=tracking
-                ),
-            },
-            args.rounds + 1,
-        )
-        rows_per_s = {k: [args.predict_rows / s for s in v] for k, v in predict_seconds.items()}
-        results["predict"] = {
-            "seconds": predict_seconds,
-            "rows_per_s": rows_per_s,
-            "ratios_rows_per_s": [1 / r for r in predict_ratios],
-            "median_ratio": statistics.median(1 / r for r in predict_ratios),
-        }
-        print(f"  batch_predict_flow rows/s vs by hand: median {results['predict']['median_ratio']:.3f}")
+        results["predict"] = {}
+        for rows in args.predict_rows:
+            folder = work / f"predict-{rows}"
+            folder.mkdir()
+            big = make_data(folder, rows)
+
+            def predict_flow(big: Path = big) -> None:
+                with foreground():
+                    batch_predict_flow(
+                        trained.model_uri, str(big), str(work / "flow.parquet"), id_column="row", tracking_uri=tracking
+                    )
+
+            print(f"batch_predict_flow vs Estimator.predict + to_parquet, {rows:,} rows:")
+            predict_seconds, predict_ratios = ratio_rounds(
+                {"by_hand": lambda big=big: predict_by_hand(trained.model_dir, big, work / "by_hand.parquet"),
+                 "flow": predict_flow},
+                args.rounds + 1,
+            )  # fmt: skip
+            per_row = [1 / r for r in predict_ratios]
+            results["predict"][rows] = {
+                "seconds": predict_seconds,
+                "rows_per_s": {k: [rows / s for s in v] for k, v in predict_seconds.items()},
+                "ratios_rows_per_s": per_row,
+                "median_ratio": statistics.median(per_row),
+            }
+            print(f"  rows/s flow / by hand: median {statistics.median(per_row):.3f}")
+            shutil.rmtree(folder)
         if server is not None:
             server.stop()
     finally:

@@ -93,12 +93,14 @@ def run(
             server.stop()
         _err(f"Invalid config: {exc}")
         raise typer.Exit(USAGE) from None
+    from flows.local_server import foreground
     from flows.pipelines import train_flow
 
     try:
         if server is not None:
             server.wait()
-        result = train_flow(pipeline)
+        with foreground():
+            result = train_flow(pipeline)
     except KeyboardInterrupt:
         _err("Interrupted: the MLflow run is KILLED; its checkpoints stay in the model_dir.")
         raise typer.Exit(130) from None
@@ -131,13 +133,15 @@ def predict(
     _quiet_tensorflow()
     server = start_local_server()
     from flows.config import SqlSource
+    from flows.local_server import foreground
     from flows.pipelines import batch_predict_flow
 
     rows = SqlSource(sql=source, url=url) if url else source
     try:
         if server is not None:
             server.wait()
-        result = batch_predict_flow(model_uri, rows, output, id_column=id_column)
+        with foreground():
+            result = batch_predict_flow(model_uri, rows, output, id_column=id_column)
     except Exception as exc:  # noqa: BLE001
         _err(f"Prediction failed: {type(exc).__name__}: {exc}")
         raise typer.Exit(FAILED) from None

@@ -2,8 +2,8 @@
 
 What moves between the steps is small: paths of Parquet files under the run's directory, row
 counts and the data's fingerprint (`Dataset`, `Splits`). `ingest` reads the source once and
-materialises it as one Parquet file, unless the source is files larger than the memory budget
-(`fit.memory_budget_mb`): those stay files, `split` streams them into train and eval Parquet
+materialises it as one Parquet file (a source of Parquet files is read where it is), unless the
+source is files larger than the memory budget (`fit.memory_budget_mb`): those stay files, `split` streams them into train and eval Parquet
 files one record batch at a time, and the training reads them through a `FileDataFeeder`
 (`flows.training`), so they are never loaded whole.
 """
@@ -34,7 +34,8 @@ class Dataset:
     """The ingested data: where it is, what it holds, and its content fingerprint.
 
     Attributes:
-        path: the materialised Parquet file, or (`streamed`) the source itself (files, a directory or a glob).
+        path: the materialised Parquet file, or the source itself (Parquet files, a directory or a
+            glob of them; any files when `streamed`).
         fingerprint: SHA-256 of the source's content (its files' bytes, else its rows).
         rows: number of rows.
         columns: column name -> dtype.
@@ -87,8 +88,9 @@ def estimated_mb(source: str | SqlSource) -> float | None:
 
 
 def ingest(source: str | SqlSource, directory: str, memory_budget_mb: float | None = None) -> Dataset:
-    """Read `source` once: write it to `directory/source.parquet` and fingerprint it; or, for files
-    larger than `memory_budget_mb`, leave them where they are and fingerprint their bytes.
+    """Read `source` once: write it to `directory/source.parquet` and fingerprint it; or, for Parquet
+    files and for files larger than `memory_budget_mb`, leave them where they are and fingerprint
+    their bytes (reading only their metadata).
 
     Raises:
         IngestError: the source cannot be read or holds no rows (naming it and why).
@@ -107,12 +109,27 @@ def ingest(source: str | SqlSource, directory: str, memory_budget_mb: float | No
         )
         columns = source_columns(source)
         return Dataset(source, source_fingerprint(source), rows, columns, True, describe(source))
+    files = _parquet_files(source)
+    if files:  # already columnar: read where it is, when needed
+        rows = _count_rows(files)
+        if rows == 0:
+            raise IngestError(f"source {describe(source)!r} holds no rows.")
+        columns = source_columns(source)
+        return Dataset(source, source_fingerprint(source), rows, columns, False, describe(source))
     frame = read_source(source)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "source.parquet")
     frame.to_parquet(path, index=False)
     columns = {str(c): str(t) for c, t in frame.dtypes.items()}
     return Dataset(path, source_fingerprint(source, frame), len(frame), columns, False, describe(source))
+
+
+def _parquet_files(source: str | SqlSource) -> list[str]:
+    """The files of a source made of Parquet files only ([] for anything else)."""
+    if not isinstance(source, str) or source.startswith(("sklearn:", "demo:")):
+        return []
+    files = list_files(source)
+    return files if all(f.lower().endswith(_PARQUET) for f in files) else []
 
 
 def _count_rows(files: list[str]) -> int:
@@ -171,12 +188,13 @@ def validate(dataset: Dataset, config: PipelineConfig) -> list[str]:
         )
     if config.estimator.is_classifier is False and _kind(columns[config.target]) != "number":
         problems.append(
-            f"target {config.target!r} is {columns[config.target]}, but a regression model predicts numbers"
+            f"target {config.target!r} holds {_kind(columns[config.target])}s ({columns[config.target]}), but a "
+            "regression model predicts numbers"
         )
     if problems:
         raise ValueError("; ".join(problems))
     if not dataset.streamed:
-        frame = pd.read_parquet(dataset.path, columns=[config.target, *features])
+        frame = read_source(dataset.path, columns=list(dict.fromkeys([config.target, *features])))
         _check_missing(frame, config, features)
     return features
 
@@ -222,7 +240,7 @@ def split(dataset: Dataset, config: PipelineConfig, features: list[str], directo
 
         train_rows, eval_rows = stream_split(dataset, config, wanted, train_path, eval_path)
     else:
-        frame = pd.read_parquet(dataset.path)
+        frame = read_source(dataset.path)
         train, held_out = _split_frame(frame, config)
         train[[c for c in wanted if c in train.columns]].to_parquet(train_path, index=False)
         held_out[[c for c in wanted if c in held_out.columns]].to_parquet(eval_path, index=False)
