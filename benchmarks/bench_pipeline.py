@@ -9,8 +9,8 @@ Four figures (docs/benchmarks.md, "Prefect pipelines"):
    `Estimator(model_fn).fit(max_steps=...)` with an `MlflowMonitor` on a run of its own,
    `log_evaluation`, `log_model`, `end_run`. Flow: `train_flow` on the same file and settings (its
    tasks also write the split to Parquet, log the flow's artifacts and tags). One process, the
-   local Prefect server started first, flows run as `skflow run` runs them (`flows.local_server.
-   foreground`: no flow heartbeats), one untimed warm-up of each, then rounds in ABBA order; the
+   local Prefect server started first, flows run as `skflow run` runs them (`flows.foreground.
+   without_heartbeats`: no flow heartbeats), one untimed warm-up of each, then rounds in ABBA order; the
    median of the per-round ratios flow / direct. Start-up costs are reported apart: the
    Prefect server (fresh and existing database), a new MLflow SQLite store, the first flow call.
 2. `skflow run` on embedded defaults (Prefect's local server, MLflow on SQLite in the project): time
@@ -117,7 +117,7 @@ def import_seconds() -> float:
 
 
 def server_seconds(prefect_home: Path) -> float:
-    code = "from flows.local_server import LocalPrefectServer\ns = LocalPrefectServer(); print(s.wait()); s.stop()\n"
+    code = "from flows.foreground import LocalPrefectServer\ns = LocalPrefectServer(); print(s.wait()); s.stop()\n"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(prefect_home)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
@@ -252,7 +252,7 @@ def main() -> None:
         # 1. train_flow vs direct calls
         import mlflow  # noqa: F401  (imported before timing, like the flow's process has it)
 
-        from flows.local_server import foreground, start_local_server
+        from flows.foreground import start_local_server, without_heartbeats
 
         server = start_local_server()
         started = time.perf_counter()
@@ -274,7 +274,7 @@ def main() -> None:
         last = {}
 
         def flow() -> None:
-            with foreground():
+            with without_heartbeats():
                 last["flow"] = train_flow(config)
 
         def by_hand() -> None:
@@ -282,7 +282,7 @@ def main() -> None:
 
         print(f"train_flow vs direct calls, {args.steps} steps:")
         started = time.perf_counter()
-        with foreground():
+        with without_heartbeats():
             train_flow(pipeline_config(source, work, tracking, 50))
         results["first_flow_call_s"] = time.perf_counter() - started
         seconds, ratios = ratio_rounds({"direct": by_hand, "flow": flow}, args.rounds)
@@ -298,7 +298,7 @@ def main() -> None:
             big = make_data(folder, rows)
 
             def predict_flow(big: Path = big) -> None:
-                with foreground():
+                with without_heartbeats():
                     batch_predict_flow(
                         trained.model_uri, str(big), str(work / "flow.parquet"), id_column="row", tracking_uri=tracking
                     )

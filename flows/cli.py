@@ -10,7 +10,7 @@ Exit codes: 0 done, 1 the run failed, 2 bad usage or an invalid config (nothing 
 
 Nothing heavy is imported at module level (`skflow --help` must stay fast and must not load
 TensorFlow, MLflow or Prefect); each command imports what it needs. `skflow run` starts Prefect's
-local server first (`flows.local_server`), so it boots while TensorFlow imports.
+local server first (`flows.foreground`), so it boots while TensorFlow imports.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def run(
     ] = None,
 ) -> None:
     """Train (and predict) as the YAML config says: one Prefect flow run, one MLflow run."""
-    from flows.local_server import start_local_server
+    from flows.foreground import start_local_server
 
     _quiet_tensorflow()
     _project_imports()
@@ -93,13 +93,13 @@ def run(
             server.stop()
         _err(f"Invalid config: {exc}")
         raise typer.Exit(USAGE) from None
-    from flows.local_server import foreground
+    from flows.foreground import without_heartbeats
     from flows.pipelines import train_flow
 
     try:
         if server is not None:
             server.wait()
-        with foreground():
+        with without_heartbeats():
             result = train_flow(pipeline)
     except KeyboardInterrupt:
         _err("Interrupted: the MLflow run is KILLED; its checkpoints stay in the model_dir.")
@@ -128,19 +128,19 @@ def predict(
     if not output.lower().endswith((".parquet", ".csv")):
         _err(f"OUTPUT {output!r} must end in .parquet or .csv")
         raise typer.Exit(USAGE)
-    from flows.local_server import start_local_server
+    from flows.foreground import start_local_server
 
     _quiet_tensorflow()
     server = start_local_server()
     from flows.config import SqlSource
-    from flows.local_server import foreground
+    from flows.foreground import without_heartbeats
     from flows.pipelines import batch_predict_flow
 
     rows = SqlSource(sql=source, url=url) if url else source
     try:
         if server is not None:
             server.wait()
-        with foreground():
+        with without_heartbeats():
             result = batch_predict_flow(model_uri, rows, output, id_column=id_column)
     except Exception as exc:  # noqa: BLE001
         _err(f"Prediction failed: {type(exc).__name__}: {exc}")
@@ -192,29 +192,14 @@ def demo() -> None:
 
 def main() -> None:
     """The `skflow` console script."""
+    from flows.foreground import exit_now
+
     try:
         app()
     except SystemExit as exc:
         code = exc.code
         exit_now(code if isinstance(code, int) else (0 if code is None else 1))
     exit_now(OK)
-
-
-def exit_now(code: int) -> None:
-    """Exit with `code` once the exit handlers have run, skipping the interpreter's teardown when
-    TensorFlow is loaded: its destructors took ~5 s at every exit here (measured after a pipeline
-    run: 5.6 s from the end of the command to the end of the process, 0.8 s this way). The
-    handlers are what must finish (the Prefect and MLflow workers' flushes, the local Prefect
-    server's stop, the temporary model downloads); they run first, then stdout and stderr are
-    flushed."""
-    import atexit
-
-    if "tensorflow" not in sys.modules:
-        sys.exit(code)
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 if __name__ == "__main__":

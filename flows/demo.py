@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> list[Any]:
     parser.add_argument("--epochs", type=int, default=8, help="epochs of each training run (default 8)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from flows.local_server import start_local_server
+    from flows.foreground import start_local_server
 
     server = start_local_server()  # boots while TensorFlow imports
     from flows.pipelines import batch_predict_flow, train_flow
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> list[Any]:
 
 
 if __name__ == "__main__":
-    from flows.cli import exit_now
+    from flows.foreground import exit_now
 
     main()
     exit_now(0)

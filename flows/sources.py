@@ -203,7 +203,8 @@ def _query(source: SqlSource, limit: int | None = None) -> pd.DataFrame:
         with engine.connect() as connection:
             return pd.read_sql_query(sa.text(sql), connection)
     except Exception as exc:  # noqa: BLE001
-        first = str(getattr(exc, "orig", exc)).splitlines()[0]
+        cause = exc.__cause__ or exc  # pandas wraps the driver's error in "Execution failed on sql ..."
+        first = str(getattr(cause, "orig", cause)).splitlines()[0]
         raise IngestError(
             f"SQL query failed on {_redact(source.url)}: {first}. The query: {source.sql[:200]}"
         ) from None

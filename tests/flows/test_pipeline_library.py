@@ -105,3 +105,13 @@ def test_keep_best_with_a_canned_estimator_is_refused_naming_what_works():
 
     with pytest.raises(ConfigError, match="fit.keep_best needs estimator.model_fn"):
         load_config({**CHURN, "fit": {"validation_every_n_steps": 10, "keep_best": True}})
+
+
+def test_the_flows_parameter_is_the_config_so_the_prefect_ui_shows_a_form_for_it():
+    from flows.pipelines import train_flow
+
+    schema = train_flow.parameters.model_dump()
+    assert schema["required"] == ["config"]
+    definitions = schema["definitions"]
+    assert {"PipelineConfig", "FitConfig", "SplitConfig", "EstimatorConfig"} <= set(definitions)
+    assert {"steps", "epochs", "batch_size", "early_stopping_rounds"} <= set(definitions["FitConfig"]["properties"])
