@@ -125,7 +125,12 @@ def tail(path: Path, lines: int = 15) -> str:
 
 def processes_of(record: ProcessRecord, group: bool) -> list[Any]:
     """The recorded process if it still runs, its descendants, and with `group` the other members
-    of its process group (a server's children that were re-parented after a crash)."""
+    of the process group it led (a server's children left behind when it died).
+
+    A pid now held by another process means the recorded one is gone and its group id may have
+    been reused with it: that group is not ours, and nothing of it is returned. The kernel never
+    hands out a pid still in use as a group id, so a group that outlived its leader is the right one.
+    """
     import psutil
 
     found: dict[int, psutil.Process] = {}
@@ -136,10 +141,16 @@ def processes_of(record: ProcessRecord, group: bool) -> list[Any]:
             found.update((child.pid, child) for child in leader.children(recursive=True))
         except psutil.Error:
             pass
+    else:
+        try:
+            if abs(psutil.Process(record.pid).create_time() - record.create_time) >= 0.01:
+                group = False  # the pid was reused (a zombie of the recorded process is not)
+        except psutil.Error:
+            pass
     if group:
         for process in psutil.process_iter():
             try:
-                if os.getpgid(process.pid) == record.pid:
+                if os.getpgid(process.pid) == record.pid and process.create_time() >= record.create_time - 0.01:
                     found.setdefault(process.pid, process)
             except (OSError, psutil.Error):
                 continue
@@ -183,24 +194,16 @@ def stop_processes(targets: Iterable[tuple[ProcessRecord, bool, int]], timeout: 
 def _wait_gone(processes: list[Any], timeout: float) -> list[Any]:
     """Poll until none of `processes` runs or `timeout` passes; return those still running.
 
-    A zombie counts as gone (psutil's `wait_procs` waits until it is reaped, which for a server
-    re-parented to init can take seconds); the caller's own children are reaped here.
+    A zombie counts as gone: psutil's `wait_procs` waits until it is reaped, which for a server
+    re-parented to init can take seconds (and the caller's own children are reaped by their
+    `Popen` objects, which would lose their exit status if reaped here).
     """
     deadline = time.monotonic() + timeout
     while True:
-        for process in processes:
-            _reap(process.pid)
         alive = [p for p in processes if _running(p)]
         if not alive or time.monotonic() >= deadline:
             return alive
         time.sleep(0.05)
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:  # not our child: init reaps it
-        pass
 
 
 def leftovers(processes: Iterable[Any]) -> list[Any]:
