@@ -4,7 +4,8 @@ Each function takes plain arguments, prints with rich, and returns the exit code
 library can wire it (`python -m flows.server` does, with argparse):
 
 - `start`: 0 started, or already running (says so and prints the status); 1 a service failed to
-  start (the end of its log is printed; whatever was started is stopped); 2 invalid arguments.
+  start (the end of its log is printed; whatever was started is stopped); 2 invalid arguments;
+  130 interrupted (Ctrl-C; what was started is stopped too).
 - `stop`: 0 stopped, or nothing to stop (a stale state is cleaned); 1 a process survived SIGKILL.
 - `status`: 0 running and healthy; 1 running but a service is down or unhealthy; 3 not running.
   It prints the URLs, each service's health, and the environment to export; with `--auth` the
@@ -50,7 +51,8 @@ def start(
     """Start the servers (see `flows.server.start_servers` for the arguments), print their status.
 
     Returns:
-        0 started or already running, 1 a service failed to start, 2 an invalid argument.
+        0 started or already running, 1 a service failed to start, 2 an invalid argument, 130
+        interrupted.
     """
     out, err = _console(), _console(stderr=True)
     target = ServerLayout.at(directory).root
@@ -71,6 +73,9 @@ def start(
     except (RuntimeError, TimeoutError, OSError) as exc:
         err.print(f"[red]Could not start the servers:[/red] {exc}", markup=True)
         return 1
+    except KeyboardInterrupt:  # start_servers has stopped what it launched
+        err.print("Interrupted: whatever this start had launched is stopped.")
+        return 130
     for line in result.cleaned:
         out.print(f"[yellow]{line}[/yellow]")
     if result.already_running:

@@ -4,6 +4,7 @@ last test (which proves nothing is left)."""
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from pathlib import Path
 
@@ -137,6 +138,29 @@ def test_prefect_server_answers_read_flow_runs_and_records_a_flow_run(servers):
     recorded = {run.id: run for run in runs}
     assert state.state_details.flow_run_id in recorded
     assert recorded[state.state_details.flow_run_id].state.is_completed()
+
+
+def test_prefect_scheduler_service_schedules_runs_of_a_cron_deployment(servers):
+    """Only the server's scheduler service creates the runs of a schedule (an ephemeral server
+    cannot): its "recent deployments" loop picks a new deployment up within ~5 s."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: f"{servers.prefect_url}/api"}):
+        with get_client(sync_client=True) as client:
+            flow_id = client.create_flow_from_name("skflow-scheduled")
+            schedule = DeploymentScheduleCreate(schedule=CronSchedule(cron="0 3 * * *"))
+            deployment_id = client.create_deployment(flow_id, "nightly", schedules=[schedule])
+            only_it = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            deadline = time.monotonic() + 60
+            while not (runs := client.read_flow_runs(deployment_filter=only_it)) and time.monotonic() < deadline:
+                time.sleep(0.5)
+        drain_prefect_workers()
+    assert runs, "no run was scheduled within 60 s: is the scheduler service on?"
+    assert all(run.state.is_scheduled() and run.expected_start_time.hour == 3 for run in runs)
 
 
 def test_stop_leaves_no_process_and_no_listening_port(servers, capsys):

@@ -312,3 +312,26 @@ def test_python_m_flows_server_runs_the_commands(tmp_path):
     assert result.returncode == commands.NOT_RUNNING
     assert "No skflow server runs in" in result.stdout
     assert "python -m flows.server start" in result.stdout
+
+
+def test_the_servers_bind_loopback_run_the_scheduler_and_keep_secrets_off_their_command_lines(tmp_path, monkeypatch):
+    from flows.server.services import mlflow_spec, prefect_spec
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://elsewhere:4200/api")  # a client setting of the shell
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://elsewhere:5000")
+    layout = ServerLayout(tmp_path)
+    layout.create()
+    credentials = load_or_create_credentials(layout)
+    mlflow = mlflow_spec(layout, 5001, "postgresql://u:s3cr3t-dsn@db/skflow_mlflow", credentials)
+    prefect = prefect_spec(layout, 4201, "postgresql+asyncpg://u:s3cr3t-dsn@db/skflow_prefect", credentials)
+    secrets = ("s3cr3t-dsn", credentials.mlflow_password, credentials.prefect_auth_string, credentials.flask_secret_key)
+    for spec in (mlflow, prefect):
+        command = " ".join(spec.command)
+        assert "--host 127.0.0.1 --port" in command
+        assert not [s for s in secrets if s in command]
+        assert "PREFECT_API_URL" not in spec.env and "MLFLOW_TRACKING_URI" not in spec.env
+    assert "--app-name basic-auth" in " ".join(mlflow.command)
+    assert mlflow.env["MLFLOW_BACKEND_STORE_URI"].endswith("@db/skflow_mlflow")
+    assert prefect.env["PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED"] == "true"
+    assert prefect.env["PREFECT_SERVER_API_AUTH_STRING"] == credentials.prefect_auth_string
+    assert prefect.env["PREFECT_HOME"] == str(layout.prefect_home)
