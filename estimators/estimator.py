@@ -379,7 +379,16 @@ class Estimator(BaseEstimator):
 
     def export_saved_model(self, export_dir_base: str | os.PathLike, checkpoint_path: str | None = None) -> str:
         """Export a TF SavedModel under `export_dir_base/<timestamp>`; its `serving_default`
-        signature returns the same outputs as `predict()`.
+        signature takes the raw input and returns the same outputs as `predict()`, with no skflow
+        code needed to load it.
+
+        Inputs: a model fitted on a DataFrame takes one 1-D input per column, by name (sanitised
+        when not a valid key; the mapping is in the SavedModel's `input_keys`/`input_columns`),
+        with the column's own dtype (strings as `tf.string`, booleans as `tf.bool`): vocabulary
+        lookups, the numeric block and imputation happen in the graph. One fitted on Parquet/CSV
+        files takes one float32 input per feature column; one fitted on arrays takes `features`
+        (or its dict keys). Outputs: the model_fn's predictions (a single tensor as `predictions`),
+        class ids decoded to the labels the feeder encoded. See `estimators/serving.py`.
 
         Args:
             export_dir_base: the parent directory of the export.

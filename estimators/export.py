@@ -1,4 +1,9 @@
-"""Export to a TF SavedModel whose serving signature returns what `predict()` returns."""
+"""Export to a TF SavedModel whose serving signature takes the raw input and returns what `predict()` returns.
+
+What the signature takes and returns (raw DataFrame columns by name, decoded class labels) is
+`estimators.serving`'s; this module rebuilds the model in a runtime of its own, gives it its
+weights and writes the export atomically.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from estimators.metadata import ModelMetadata
 from estimators.model_fn import ModeKeys, ModelFunction
 from estimators.model_state import ModelState
 from estimators.restore import resolve_checkpoint
+from estimators.serving import ServingInputs, label_decoder, serving_inputs
 
 __all__ = ["export_model", "export_saved_model"]
 
@@ -30,38 +36,52 @@ def export_saved_model(
     weights: Mapping[str, tf.Variable] | None = None,
     checkpoint_path: str | None = None,
     restore: Callable[[Mapping[str, tf.Variable]], Any] | None = None,
+    inputs: ServingInputs | None = None,
+    outputs: Callable[[Any], dict[str, tf.Tensor]] | None = None,
 ) -> str:
     """Write `export_dir_base/<unix timestamp>/`, atomically (a temp dir renamed when complete).
 
     The model is rebuilt in a runtime of its own (no distribution wrappers, no optimizer state) and
     given the values of `weights` (the variables in memory, by name; `restore(variables)` gives the
-    others theirs, from the model's checkpoint or pickle) or of `checkpoint_path`. Inputs
-    are named `features` (or by the dict keys of dict features); a single prediction tensor is
-    output as `predictions`.
+    others theirs, from the model's checkpoint or pickle) or of `checkpoint_path`.
+
+    Args:
+        model: the bound model_fn.
+        meta: the model's signatures, feeder state and column dtypes.
+        export_dir_base: the parent directory of the export.
+        weights: the variables in memory, by name; or None to read `checkpoint_path`.
+        checkpoint_path: the checkpoint to export when `weights` is None (None: the latest in model_dir).
+        restore: gives the variables missing from `weights` their values.
+        inputs: the signature's inputs and the graph from them to the model's features. default:
+            `serving.serving_inputs(meta)` (raw columns of a DataFrame fit, `features` of an array fit).
+        outputs: the signature's outputs from the model_fn's predictions. default:
+            `serving.label_decoder(meta)` (the predictions, class ids decoded to the fitted labels).
+
+    Returns:
+        the export directory.
 
     Raises:
-        ValueError: the model's feature signature is unknown (nothing fitted yet).
+        ValueError: the model's feature signature is unknown (nothing fitted yet), or its feeder
+            state is of a kind this version cannot serve.
     """
     meta.load()
     features_sig, targets_sig = meta.features, meta.targets
     if features_sig is None:
         raise ValueError("Cannot export: the feature signature is unknown; fit the model (or predict once) first.")
+    inputs = inputs if inputs is not None else serving_inputs(meta)
+    outputs = outputs if outputs is not None else label_decoder(meta)
 
     rt = Runtime(model, None)
 
-    def serve(**features: Any) -> dict[str, tf.Tensor]:
-        inputs = features if isinstance(features_sig, Mapping) else features["features"]
-        batch = tf.shape(tf.nest.flatten(inputs)[0], out_type=tf.int64)[0]
-        predictions = rt.call_model(inputs, dummy_targets(targets_sig, batch), ModeKeys.INFER).predictions
-        return dict(predictions) if isinstance(predictions, Mapping) else {"predictions": predictions}
+    def serve(**received: Any) -> dict[str, tf.Tensor]:
+        features = inputs.features(received)
+        batch = tf.shape(tf.nest.flatten(features)[0], out_type=tf.int64)[0]
+        predictions = rt.call_model(features, dummy_targets(targets_sig, batch), ModeKeys.INFER).predictions
+        return outputs(dict(predictions) if isinstance(predictions, Mapping) else predictions)
 
-    if isinstance(features_sig, Mapping):
-        specs = {k: tf.TensorSpec(v.to_spec().shape, v.dtype, name=k) for k, v in features_sig.items()}
-    else:
-        specs = {"features": tf.TensorSpec(features_sig.to_spec().shape, features_sig.dtype, name="features")}
     function = tf.function(serve)
     with clean_errors():
-        concrete = function.get_concrete_function(**specs)
+        concrete = function.get_concrete_function(**inputs.specs())
     variables = rt.pop_new_variables()
     model_vars = {n: v for n, v in variables.items() if not n.startswith("optimizer_")}
     if weights is not None:
@@ -77,6 +97,9 @@ def export_saved_model(
     module = tf.Module()
     module.model_variables = list(model_vars.values())
     module.serve = function
+    module.lookup_tables = inputs.resources
+    module.input_keys = tf.Variable(inputs.keys, trainable=False, dtype=tf.string, name="input_keys")
+    module.input_columns = tf.Variable(inputs.columns, trainable=False, dtype=tf.string, name="input_columns")
     os.makedirs(export_dir_base, exist_ok=True)
     stamp = int(time.time())
     while os.path.exists(os.path.join(export_dir_base, str(stamp))):
@@ -89,12 +112,32 @@ def export_saved_model(
     return final
 
 
-def export_model(state: ModelState, export_dir_base: str, checkpoint_path: str | None = None) -> str:
+def export_model(
+    state: ModelState,
+    export_dir_base: str,
+    checkpoint_path: str | None = None,
+    inputs: ServingInputs | None = None,
+    outputs: Callable[[Any], dict[str, tf.Tensor]] | None = None,
+) -> str:
     """`export_saved_model` of a model's state: the weights in memory, or `checkpoint_path` (a path,
-    a directory or "best")."""
+    a directory or "best"). `inputs`/`outputs`: as in `export_saved_model` (a canned estimator's own).
+
+    Returns:
+        the export directory.
+    """
     if checkpoint_path is not None:
         path = resolve_checkpoint(state.model_dir, checkpoint_path)
-        return export_saved_model(state.model, state.meta, export_dir_base, checkpoint_path=path)
+        return export_saved_model(
+            state.model, state.meta, export_dir_base, checkpoint_path=path, inputs=inputs, outputs=outputs
+        )
     rt = state.ready_runtime("export_saved_model")
     restore = lambda variables: state.weights.restore(variables, False, "export")  # noqa: E731
-    return export_saved_model(state.model, state.meta, export_dir_base, weights=rt.store.variables, restore=restore)
+    return export_saved_model(
+        state.model,
+        state.meta,
+        export_dir_base,
+        weights=rt.store.variables,
+        restore=restore,
+        inputs=inputs,
+        outputs=outputs,
+    )

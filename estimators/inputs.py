@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from estimators.metadata import ModelMetadata, split_element
+from estimators.metadata import ModelMetadata, column_dtypes, split_element
 from feeders import (
     DataFeeder,
     LabelEncoding,
@@ -121,7 +121,7 @@ class Inputs:
             feeder = self._reusable_feeder(x, y, batch_size, impute, seed, epochs)
             if batch_size is not None or self.fit_batch_size is None:
                 self.fit_batch_size = feeder.batch_size
-            self.meta.learn_feeder_state(feeder.state)
+            self.meta.learn_feeder_state(feeder.state, column_dtypes(x))
             dataset, finite = feeder.dataset(), feeder.finite
             n = getattr(feeder, "n_samples", None)
             steps_per_epoch = max(n // min(feeder.batch_size, n), 1) if n else None

@@ -1,7 +1,8 @@
 """What a model_dir records about its model besides the weights: `skflow.json`.
 
 The first fit records the signatures (dtype, shape, sparse) of features and targets, the encoding the
-feeder learned (pandas vocabularies, imputation values, class labels) and the model_fn's name;
+feeder learned (pandas vocabularies, imputation values, class labels), the dtypes of a DataFrame's
+columns (so an export takes each column with its own dtype) and the model_fn's name;
 every later input is checked against the signatures and cast to their dtypes, and evaluation and
 prediction data are encoded with the saved feeder state. A new Estimator on the same model_dir reads
 it back, so a restored model checks and encodes its input exactly as the one that trained it.
@@ -24,7 +25,7 @@ from feeders import (
     signature_to_json,
 )
 
-__all__ = ["ModelMetadata", "describe_signature", "split_element"]
+__all__ = ["ModelMetadata", "column_dtypes", "describe_signature", "split_element"]
 
 META_FORMAT = 1
 
@@ -34,6 +35,18 @@ def split_element(element: Any) -> tuple[Any, Any]:
     if isinstance(element, tuple) and len(element) == 2:
         return element
     return element, None
+
+
+def column_dtypes(x: Any) -> dict[str, str] | None:
+    """The dtype (as text: "float32", "int64", "object", "category", "bool"...) of each column of a
+    pandas or dask DataFrame or Series, by column name as the pandas feeder names them (`str`, a
+    nameless Series "0"); None for any other input."""
+    dtypes = getattr(x, "dtypes", None)
+    if dtypes is None or isinstance(x, np.ndarray):
+        return None
+    if not hasattr(dtypes, "items"):  # a Series: one dtype
+        return {str(x.name if getattr(x, "name", None) is not None else 0): str(dtypes)}
+    return {str(name): str(dtype) for name, dtype in dtypes.items()}
 
 
 def describe_signature(sig: Signatures) -> str:
@@ -60,6 +73,7 @@ class ModelMetadata:
         self.features: Signatures = None
         self.targets: Signatures = None
         self.feeder_state: dict[str, Any] | None = None
+        self.column_dtypes: dict[str, str] | None = None
         self._loaded = False
 
     # ------------------------------------------------------------------ persistence
@@ -74,6 +88,8 @@ class ModelMetadata:
             self.targets = signature_from_json(meta.get("targets"))
             if self.feeder_state is None:
                 self.feeder_state = meta.get("feeder")
+            if self.column_dtypes is None:
+                self.column_dtypes = meta.get("column_dtypes")
         return self
 
     def save(self) -> None:
@@ -87,6 +103,7 @@ class ModelMetadata:
                 "features": signature_to_json(self.features),
                 "targets": signature_to_json(self.targets),
                 "feeder": self.feeder_state,
+                "column_dtypes": self.column_dtypes,
                 "model_fn": self.model_fn_name,
             },
         )
@@ -97,18 +114,22 @@ class ModelMetadata:
             "features": signature_to_json(self.features),
             "targets": signature_to_json(self.targets),
             "feeder": self.feeder_state,
+            "column_dtypes": self.column_dtypes,
         }
 
     def restore_json(self, data: Mapping[str, Any]) -> None:
         self.features = signature_from_json(data.get("features"))
         self.targets = signature_from_json(data.get("targets"))
         self.feeder_state = data.get("feeder")
+        self.column_dtypes = data.get("column_dtypes")
 
     # ------------------------------------------------------------------ recording and checking
-    def learn_feeder_state(self, state: dict[str, Any] | None) -> None:
-        """Keep the first fit's learned encoding; later fits apply it instead of learning another."""
+    def learn_feeder_state(self, state: dict[str, Any] | None, dtypes: dict[str, str] | None = None) -> None:
+        """Keep the first fit's learned encoding, and the dtypes of its DataFrame's columns
+        (`column_dtypes`); later fits apply the encoding instead of learning another."""
         if self.feeder_state is None and state is not None:
             self.feeder_state = state
+            self.column_dtypes = dtypes
             self.save()
 
     def record(self, features: Signatures, targets: Signatures, where: str) -> None:

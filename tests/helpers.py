@@ -77,3 +77,34 @@ def class_accuracy(estimator, X, y):
     import numpy as np
 
     return float(np.mean(estimator.predict(X)["class"] == y))
+
+
+def echo_fn(features, targets, mode):
+    """A classifier on a PandasFeeder's dict (or a matrix) whose predictions also echo the features it
+    was fed (`in_<key>`): an export's preprocessing can be compared with the feeder's exactly."""
+    numeric = features["numeric"] if isinstance(features, dict) else features
+    logits = keras.layers.Dense(2)(numeric)
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(targets, tf.int32), logits))
+    echoed = features if isinstance(features, dict) else {"features": features}
+    predictions = {f"in_{k}": v for k, v in echoed.items()}
+    predictions["class"] = tf.argmax(logits, 1)
+    return predictions, loss, optimize_loss(loss, "SGD", 0.01)
+
+
+def serve_frame(export_dir, frame):
+    """The outputs (numpy) of an export's `serving_default` signature fed a DataFrame's columns by
+    name (through the recorded `input_columns` -> `input_keys` mapping), cast to each input's dtype."""
+    loaded = tf.saved_model.load(export_dir)
+    serve = loaded.signatures["serving_default"]
+    specs = serve.structured_input_signature[1]
+    columns = [c.decode() for c in loaded.input_columns.numpy()]
+    keys = [k.decode() for k in loaded.input_keys.numpy()]
+    feeds = {}
+    for column, key in zip(columns, keys, strict=True):
+        dtype = specs[key].dtype
+        values = frame[column]
+        array = (
+            values.astype(str).to_numpy(dtype=object) if dtype == tf.string else values.to_numpy(dtype.as_numpy_dtype)
+        )
+        feeds[key] = tf.constant(array, dtype)
+    return {k: v.numpy() for k, v in serve(**feeds).items()}

@@ -33,7 +33,9 @@ from estimators.canned.data import (
     seed_of,
     str_columns,
 )
+from estimators.canned.export import export_canned
 from estimators.estimator import Estimator
+from estimators.metadata import column_dtypes
 from estimators.run_config import RunConfig
 from feeders import FrameEncoding
 
@@ -189,6 +191,7 @@ class CannedEstimator(BaseEstimator):
     def _learn_columns(self, X: Any) -> None:
         """A DataFrame that needs the PandasFeeder: its columns, numeric ones and vocabulary sizes
         (otherwise `validate_data` learns `n_features_in_` and `feature_names_in_`)."""
+        self._column_dtypes = column_dtypes(X)  # the export's input dtypes
         if not needs_pandas_feeder(X):
             self._vocabulary_sizes, self._frame_columns, self._numeric_columns = {}, None, None
             return
@@ -334,6 +337,33 @@ class CannedEstimator(BaseEstimator):
             owner=self,  # monitors see (and trackers record) this estimator and its parameters
         )
         return self
+
+    def export_saved_model(self, export_dir_base: str | os.PathLike, checkpoint_path: str | None = None) -> str:
+        """Export a TF SavedModel under `export_dir_base/<timestamp>` whose `serving_default`
+        signature takes the raw input and returns what `predict` (and `predict_proba`) return.
+
+        Inputs: one 1-D input per column, by name and with the column's own dtype, for a model
+        fitted on a DataFrame (strings as `tf.string`, booleans as `tf.bool`); `features` for one
+        fitted on an array. Outputs: `classes`, `class_ids` and `probabilities` (classifiers) or
+        `predictions` (regressors). Details: `estimators/canned/export.py` and `estimators/serving.py`.
+
+        Args:
+            export_dir_base: the parent directory of the export.
+            checkpoint_path: export this checkpoint of `estimator_` (a path, a directory or "best")
+                instead of the weights in memory. default=None.
+
+        Returns:
+            the export directory (`export_dir_base/<timestamp>`): pass it to `tf.saved_model.load`.
+
+        Raises:
+            NotFittedError: the estimator is not fitted.
+
+        Example:
+            >>> path = DNNClassifier(epochs=5).fit(frame, labels).export_saved_model("/tmp/export")
+            >>> serve = tf.saved_model.load(path).signatures["serving_default"]
+            >>> serve(**{c: tf.constant(frame[c].to_numpy()) for c in frame})["classes"]
+        """
+        return export_canned(self, export_dir_base, checkpoint_path)
 
     def _predict_outputs(self, X: Any, key: str) -> np.ndarray:
         X = self._validate_predict(X)

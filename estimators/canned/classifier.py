@@ -14,6 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from estimators._validation import check_positive_int
 from estimators.canned.base import CannedEstimator
+from estimators.canned.export import classifier_outputs
 
 __all__ = ["CannedClassifier"]
 
@@ -64,6 +65,10 @@ class CannedClassifier(ClassifierMixin, CannedEstimator):
 
     def _head_params(self, y: np.ndarray, sample_weight: np.ndarray | None) -> dict[str, Any]:
         return {"n_classes": max(len(self.classes_), 1)}
+
+    def _outputs(self) -> Any:
+        """The export's outputs: `classes` (labels of `classes_`), `class_ids`, `probabilities`."""
+        return classifier_outputs(self.classes_)
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, **overrides: Any) -> Any:
         """Train from scratch.

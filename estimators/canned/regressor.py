@@ -9,6 +9,7 @@ from sklearn.base import RegressorMixin
 
 from estimators.canned.base import CannedEstimator
 from estimators.canned.data import column_statistics
+from estimators.canned.export import regressor_outputs
 
 __all__ = ["CannedRegressor"]
 
@@ -32,6 +33,10 @@ class CannedRegressor(RegressorMixin, CannedEstimator):
         # the weighted mean and standard deviation: a weight of 2 standardises like a repeated row.
         mean, scale = column_statistics(y.reshape(len(y), -1), sample_weight)
         return {"n_outputs": 1 if y.ndim == 1 else y.shape[1], "target_mean": mean, "target_scale": scale}
+
+    def _outputs(self) -> Any:
+        """The export's output: `predictions`, in the targets' units."""
+        return regressor_outputs
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, **overrides: Any) -> Any:
         """Train from scratch on X (array-like or DataFrame) and targets y of shape (n_samples,) or

@@ -49,8 +49,12 @@ class ValidationMonitor(EveryN):
     to fit after fit.
 
     Passed to a canned estimator's `fit(monitors=[...])`, x and y are raw data like that fit's:
-    the fit's `TrainingContext.eval_input` encodes them as its model is trained (class ids), so a
-    classifier's loss is on class ids. An `input_fn` must yield encoded data.
+    the fit's `TrainingContext.eval_input` encodes them as its model is trained (a classifier's
+    labels become class ids). A regressor's "mse"/"mae" are in the target's units, while its "loss"
+    is the MSE of standardised targets (the scale it trains on). An `input_fn` must yield encoded data.
+
+    Each evaluation's results are reported to the other monitors as `val_<name>` metrics
+    (`val_<self.name>_<name>` with a `name`), which is how `MlflowMonitor` records them.
     """
 
     def __init__(

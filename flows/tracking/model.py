@@ -24,7 +24,7 @@ from typing import Any
 from flows.tracking.runs import TrackedRun
 from flows.tracking.store import bounded_requests, get_client, resolve_store
 
-__all__ = ["LoggedModelInfo", "load_model", "log_model", "pip_requirements"]
+__all__ = ["LoggedModelInfo", "load_model", "log_model", "pip_requirements", "serving_frame"]
 
 logger = logging.getLogger("skflow")
 
@@ -108,9 +108,9 @@ def log_model(
             if estimator is None:
                 raise ValueError("Pass the estimator to export, or export_dir (a SavedModel export).")
             export_dir = _export(estimator, os.path.join(tmp, "export"))
-        loaded, inputs = _serving_inputs(export_dir)
-        example, columns = _example_frame(input_example, inputs, feature_names)
-        signature = _signature(loaded, inputs, example, columns)
+        loaded, inputs, names = _serving_inputs(export_dir)
+        example, columns = _example_frame(input_example, inputs, feature_names, names)
+        signature = _signature(loaded, inputs, example, columns, names)
         with bounded_requests():
             experiment_id = run.experiment_id or client.get_run(run.run_id).info.experiment_id
             model = client.create_logged_model(experiment_id, name=name, source_run_id=run.run_id)
@@ -149,22 +149,24 @@ def _exporter(estimator: Any) -> Any:
 
 
 def _export(estimator: Any, base: str) -> str:
-    """The weights in memory as a SavedModel under `base`. An Estimator restored from its model_dir
-    and not used yet cannot export its weights in memory today (a KeyError naming a variable, in
-    estimators/export.py): it is exported from its latest checkpoint instead, which holds the same weights."""
-    exporter = _exporter(estimator)
-    try:
-        return exporter.export_saved_model(base)
-    except KeyError:
-        return exporter.export_saved_model(base, checkpoint_path=exporter.model_dir)
+    """The weights in memory as a SavedModel under `base`."""
+    return _exporter(estimator).export_saved_model(base)
 
 
-def _serving_inputs(export_dir: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+def _serving_inputs(export_dir: str | os.PathLike) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    """The loaded export, its serving inputs (key -> spec) and the column each key takes."""
     import tensorflow as tf
+
+    from flows.tracking.pyfunc_model import input_columns
 
     loaded = tf.saved_model.load(os.fspath(export_dir))
     serve = loaded.signatures["serving_default"]
-    return loaded, dict(serve.structured_input_signature[1])
+    specs = dict(serve.structured_input_signature[1])
+    names = input_columns(loaded)
+    # The export records its inputs in the training columns' order; the signature's dict is sorted.
+    order = [key for key in names if key in specs] + [key for key in specs if key not in names]
+    inputs = {key: specs[key] for key in order}
+    return loaded, inputs, {key: names.get(key, key) for key in inputs}
 
 
 def _single_matrix(inputs: dict[str, Any]) -> bool:
@@ -173,7 +175,7 @@ def _single_matrix(inputs: dict[str, Any]) -> bool:
 
 
 def _example_frame(
-    data: Any, inputs: dict[str, Any], feature_names: Sequence[str] | None
+    data: Any, inputs: dict[str, Any], feature_names: Sequence[str] | None, names: dict[str, str]
 ) -> tuple[Any, list[str] | None]:
     """The input example as a DataFrame of the serving inputs' dtypes, and the column order of a
     single 2-D input (None when inputs are fed by name)."""
@@ -194,17 +196,20 @@ def _example_frame(
     frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
     frame = frame.head(_EXAMPLE_ROWS)
     out = {}
-    for name, spec in inputs.items():
+    for key, spec in inputs.items():
+        name = names[key]
         if name not in frame.columns:
             raise ValueError(
-                f"The SavedModel takes inputs {sorted(inputs)}; the input example has {list(frame.columns)}."
+                f"The SavedModel takes columns {sorted(names.values())}; the input example has {list(frame.columns)}."
             )
         column = frame[name]
         out[name] = column.astype(str) if spec.dtype.name == "string" else column.astype(spec.dtype.as_numpy_dtype)
     return pd.DataFrame(out), None
 
 
-def _signature(loaded: Any, inputs: dict[str, Any], example: Any, columns: list[str] | None) -> Any:
+def _signature(
+    loaded: Any, inputs: dict[str, Any], example: Any, columns: list[str] | None, names: dict[str, str]
+) -> Any:
     """Input schema from the serving inputs (named columns, their dtypes); output schema from the
     pyfunc's predictions on the example."""
     import tensorflow as tf
@@ -217,8 +222,8 @@ def _signature(loaded: Any, inputs: dict[str, Any], example: Any, columns: list[
         dtype = _MLFLOW_TYPES[next(iter(inputs.values())).dtype.name]
         input_schema = Schema([ColSpec(dtype, c) for c in columns])
     else:
-        input_schema = Schema([ColSpec(_MLFLOW_TYPES[spec.dtype.name], name) for name, spec in inputs.items()])
-    feeds = feeds_from_frame(example, inputs, columns)
+        input_schema = Schema([ColSpec(_MLFLOW_TYPES[spec.dtype.name], names[key]) for key, spec in inputs.items()])
+    feeds = feeds_from_frame(example, inputs, columns, names)
     outputs = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in feeds.items()})
     predictions = frame_from_outputs({k: v.numpy() for k, v in outputs.items()})
     output_schema = Schema([ColSpec(_column_type(predictions[c]), c) for c in predictions.columns])
@@ -253,3 +258,18 @@ def load_model(model_uri: str, tracking_uri: str | None = None, dst_path: str | 
     if dst_path is None:
         weakref.finalize(model, shutil.rmtree, target, True)
     return model
+
+
+def serving_frame(frame: Any) -> Any:
+    """`frame` with pandas `category` columns turned into their values (strings, numbers, booleans).
+
+    MLflow checks a DataFrame against the model's signature before the model sees it, and its
+    check refuses the `category` dtype for a string column; call this before `model.predict(frame)`
+    on a frame that has categorical columns (skflow's batch prediction does).
+    """
+    import pandas as pd
+
+    categorical = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    if not categorical:
+        return frame
+    return frame.assign(**{str(c): frame[c].astype(frame[c].cat.categories.dtype) for c in categorical})

@@ -89,7 +89,6 @@ def _frame(n=60, seed=0):
     return frame, labels
 
 
-@pytest.mark.xfail(strict=True, reason="needs the raw-column SavedModel export of estimators (issue 2/5)")
 def test_the_pyfunc_model_serves_raw_string_columns_and_original_labels(tracking_uri, model_dir):
     frame, labels = _frame()
     params = {"column": "color", "vocabulary_size": 4, "n_classes": 2}
@@ -127,3 +126,25 @@ def test_a_model_logged_to_the_tracking_server_is_registered_and_loaded_by_alias
     set_alias("served-iris", "champion", register_model(info.model_uri, "served-iris"))
     frame = pd.DataFrame(x, columns=[f"feature_{i}" for i in range(4)])
     _assert_parity(load_model("models:/served-iris@champion").predict(frame), est.predict(x))
+
+
+def test_a_canned_model_with_awkward_column_names_and_categoricals_keeps_the_users_column_names(tracking_uri):
+    from estimators import DNNClassifier
+    from flows.tracking import serving_frame
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "age (years)": rng.integers(18, 90, 80),
+            "city": pd.Categorical(rng.choice(["oslo", "rome"], 80)),
+            "autopay": rng.random(80) < 0.5,
+        }
+    )
+    labels = np.where(frame["city"] == "oslo", "churn", "stay")
+    clf = DNNClassifier(hidden_units=(8,), epochs=3, random_state=0).fit(frame, labels)
+    info = log_model(create_run("models"), clf, input_example=frame)
+    assert [c.name for c in info.signature.inputs.inputs] == ["age (years)", "city", "autopay"]
+    model = load_model(info.model_uri)
+    served = model.predict(serving_frame(frame))
+    np.testing.assert_array_equal(served["classes"].to_numpy(), clf.predict(frame))
+    np.testing.assert_allclose(served[["probabilities_0", "probabilities_1"]], clf.predict_proba(frame), atol=1e-6)
