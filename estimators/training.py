@@ -192,6 +192,7 @@ def train(
             input_token,
             data=None if input_fn is not None else (x, y),
             feeder=source.feeder,
+            fingerprint=source.fingerprint,
             owner=owner,
         )
         run_training(context, run, _monitors(state.config, monitors, partial), partial=partial)

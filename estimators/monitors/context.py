@@ -55,6 +55,7 @@ class TrainingContext:
         data: tuple[Any, Any] | None = None,
         feeder: Any = None,
         owner: Any = None,
+        fingerprint: str | None = None,
     ) -> None:
         self.estimator = owner if owner is not None else estimator
         self._trained = estimator  # the Estimator whose model is in memory (a canned owner's estimator_)
@@ -71,7 +72,7 @@ class TrainingContext:
         self._last_loss: float | None = None
         self._data = data
         self._feeder = feeder
-        self._fingerprint: str | None | bool = False  # False: not computed yet
+        self._fingerprint: str | None | bool = fingerprint or False  # False: not computed yet
         self._monitors: Any = None  # the fit's MonitorList (set by the loop): report_metrics fans out through it
         self.error: BaseException | None = None  # the exception that stopped training, if one did
 

@@ -219,11 +219,18 @@ class MlflowMonitor(EveryN):
         self._log_loss(step, outputs.get("loss"))
         return False
 
+    def after_run(self, step: int, loss: Any) -> None:
+        """At the fit's last step, send its metrics at once: their request then overlaps the loop's
+        final checkpoint instead of adding to the wait at the end."""
+        if self._log is not None and step == self._max_steps and loss is not None:
+            self._log_loss(step, loss)
+            self._log.kick()
+
     def every_n_post_step(self, step: int) -> None:
         self._log_loss(step, self.context.last_loss)
 
     def _log_loss(self, step: int, loss: Any) -> None:
-        if self._log is None or loss is None:
+        if self._log is None or loss is None or step == self._mark[0]:
             return
         now = time.perf_counter()
         last_step, last_time = self._mark
