@@ -5,6 +5,7 @@
     skflow runs [EXPERIMENT]                       the runs, best first
     skflow ui                                      the MLflow UI on the project's runs
     skflow demo                                    two runs and a batch prediction on embedded defaults
+    skflow server start|stop|status|env            real Prefect and MLflow servers (`flows.server`)
 
 Exit codes: 0 done, 1 the run failed, 2 bad usage or an invalid config (nothing was started).
 
@@ -188,6 +189,67 @@ def demo() -> None:
     from flows.demo import main as run_demo
 
     run_demo([])
+
+
+server_app = typer.Typer(
+    help="Real Prefect and MLflow servers on 127.0.0.1 (PostgreSQL by default), for a team or for uptime.",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
+DirOption = Annotated[
+    str | None, typer.Option("--dir", help="The server directory (default: $SKFLOW_SERVER_DIR, else ./.skflow/server).")
+]
+
+
+@server_app.command("start")
+def server_start(
+    directory: DirOption = None,
+    backend: Annotated[str, typer.Option(help="postgres or sqlite.")] = "postgres",
+    dsn: Annotated[str | None, typer.Option(help="A PostgreSQL URL to use instead of pgserver's PostgreSQL.")] = None,
+    auth: Annotated[
+        bool, typer.Option("--auth", help="Require credentials (generated into credentials.json).")
+    ] = False,
+    prefect_port: Annotated[int | None, typer.Option(help="Port of the Prefect server.")] = None,
+    mlflow_port: Annotated[int | None, typer.Option(help="Port of the MLflow server.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds until both must be healthy.")] = 120.0,
+) -> None:
+    """Start PostgreSQL, MLflow and Prefect (or say they run). 0 started, 1 failed, 2 bad arguments."""
+    from flows.server import commands
+
+    if backend not in ("postgres", "sqlite"):
+        _err(f"--backend {backend!r}: expected postgres or sqlite")
+        raise typer.Exit(USAGE)
+    raise typer.Exit(commands.start(directory, backend, dsn, auth, prefect_port, mlflow_port, timeout))
+
+
+@server_app.command("stop")
+def server_stop(
+    directory: DirOption = None,
+    timeout: Annotated[float, typer.Option(help="Seconds before SIGKILL.")] = 15.0,
+) -> None:
+    """Stop everything `skflow server start` started, PostgreSQL included."""
+    from flows.server import commands
+
+    raise typer.Exit(commands.stop(directory, timeout))
+
+
+@server_app.command("status")
+def server_status(
+    directory: DirOption = None,
+    show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Print the credentials unmasked.")] = False,
+) -> None:
+    """URLs, health and the environment to export. 0 healthy, 1 a service is down, 3 not running."""
+    from flows.server import commands
+
+    raise typer.Exit(commands.status(directory, show_secrets))
+
+
+@server_app.command("env")
+def server_env(directory: DirOption = None) -> None:
+    """`export NAME=value` lines for `eval "$(skflow server env)"`, secrets included; 3 if not running."""
+    from flows.server import commands
+
+    raise typer.Exit(commands.env(directory))
 
 
 def main() -> None:

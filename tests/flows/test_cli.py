@@ -98,6 +98,11 @@ def test_an_unreadable_source_exits_2_with_a_clear_message(project, source, mess
     assert "Traceback" not in done.stderr
 
 
+def test_server_status_without_a_server_exits_3_and_says_how_to_start_one(tmp_path):
+    done = skflow("server", "status", "--dir", str(tmp_path / "none"), cwd=tmp_path, timeout=120)
+    assert done.returncode == 3 and "skflow server start" in done.stdout + done.stderr
+
+
 def test_a_missing_config_file_exits_2(project):
     done = skflow("run", "nope.yaml", cwd=project, env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
     assert done.returncode == 2 and "nope.yaml: no such config file" in done.stderr
