@@ -79,9 +79,11 @@ def run(
 ) -> None:
     """Train (and predict) as the YAML config says: one Prefect flow run, one MLflow run."""
     from flows.foreground import start_local_server
+    from flows.server import use_server_environment
 
     _quiet_tensorflow()
     _project_imports()
+    use_server_environment()  # a `skflow server --auth`'s credentials, before Prefect reads its settings
     server = start_local_server()  # boots while the config is checked and TensorFlow imports
     from flows.config import ConfigError, load_config
     from flows.sources import check_columns
@@ -130,8 +132,10 @@ def predict(
         _err(f"OUTPUT {output!r} must end in .parquet or .csv")
         raise typer.Exit(USAGE)
     from flows.foreground import start_local_server
+    from flows.server import use_server_environment
 
     _quiet_tensorflow()
+    use_server_environment()
     server = start_local_server()
     from flows.config import SqlSource
     from flows.foreground import without_heartbeats

@@ -22,15 +22,17 @@ Example::
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flows.canned_arguments import PIPELINE_OWNED, canned_arguments, canned_signature_matches
+
 __all__ = [
     "CANNED_ESTIMATORS",
+    "canned_signature_matches",
     "ConfigError",
     "EstimatorConfig",
     "FitConfig",
@@ -160,12 +162,15 @@ class EstimatorConfig(_Strict):
                 raise ValueError(
                     f"estimator.name {self.name!r} is not a canned estimator; expected one of {list(CANNED_ESTIMATORS)}"
                 )
-            allowed = _canned_arguments(self.name)
+            allowed = canned_arguments(self.name)
             unknown = sorted(set(self.params) - set(allowed))
             if unknown:
                 raise ValueError(
                     f"estimator.params {unknown} are not arguments of {self.name}; it takes {sorted(allowed)}"
                 )
+            owned = [f"{k} (set {PIPELINE_OWNED[k]})" for k in sorted(set(self.params) & set(PIPELINE_OWNED))]
+            if owned:
+                raise ValueError(f"estimator.params {', '.join(owned)}: the pipeline sets these")
         else:
             resolve_model_fn(self.model_fn)
         unknown = sorted(set(self.config) - set(RUN_CONFIG_FIELDS))
@@ -446,35 +451,3 @@ def resolve_model_fn(path: str) -> Any:
     if not callable(fn):
         raise ValueError(f"estimator.model_fn {path!r} is not callable")
     return fn
-
-
-def _canned_arguments(name: str) -> list[str]:
-    """Constructor arguments of a canned estimator, without importing TensorFlow."""
-    return _CANNED_ARGUMENTS[name]
-
-
-_COMMON = [
-    "optimizer", "learning_rate", "batch_size", "epochs", "steps", "clip_gradients", "model_dir", "warm_start",
-    "config", "random_state", "verbose", "standardize", "impute",
-]  # fmt: skip
-_DNN = ["hidden_units", "activation", "dropout"]
-_CANNED_ARGUMENTS = {
-    "LinearClassifier": ["n_classes", *_COMMON],
-    "LinearRegressor": _COMMON,
-    "DNNClassifier": [*_DNN, "n_classes", *_COMMON],
-    "DNNRegressor": [*_DNN, *_COMMON],
-    "DNNLinearCombinedClassifier": [*_DNN, "linear_features", "dnn_features", "n_classes", *_COMMON],
-    "DNNLinearCombinedRegressor": [*_DNN, "linear_features", "dnn_features", *_COMMON],
-}
-
-
-def canned_signature_matches() -> dict[str, set[str]]:
-    """The difference between `_CANNED_ARGUMENTS` and the real constructors (a test keeps it empty)."""
-    import estimators
-
-    out = {}
-    for name, arguments in _CANNED_ARGUMENTS.items():
-        real = set(inspect.signature(getattr(estimators, name)).parameters)
-        if real != set(arguments):
-            out[name] = real ^ set(arguments)
-    return out

@@ -14,7 +14,6 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -291,8 +290,3 @@ def read_part(path: str, columns: list[str] | None = None) -> pd.DataFrame:
 
 def _maybe(name: str | None) -> list[str]:
     return [name] if name else []
-
-
-def describe_dataset(dataset: Dataset) -> dict[str, Any]:
-    """A short record of the data for run summaries."""
-    return {"source": dataset.source, "rows": dataset.rows, "fingerprint": dataset.fingerprint[:12]}

@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> list[Any]:
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from flows.foreground import start_local_server
+    from flows.server import use_server_environment
 
+    use_server_environment()
     server = start_local_server()  # boots while TensorFlow imports
     from flows.pipelines import batch_predict_flow, train_flow
     from flows.reports import compare_runs

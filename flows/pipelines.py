@@ -27,6 +27,7 @@ from prefect import flow
 
 from flows import tasks
 from flows.config import PipelineConfig, SqlSource, load_config
+from flows.server import use_server_environment
 from flows.sources import check_columns, describe
 
 __all__ = ["PredictResult", "TrainResult", "batch_predict_flow", "train_flow"]
@@ -101,6 +102,7 @@ def train_flow(config: PipelineConfig) -> TrainResult:
     from flows.run_logs import skflow_logs_in_prefect
 
     started = time.perf_counter()
+    use_server_environment()  # the credentials of a `skflow server --auth` the URLs point at
     config = config if isinstance(config, PipelineConfig) else load_config(config)
     check_columns(config)
     with skflow_logs_in_prefect():
@@ -132,8 +134,11 @@ def train_flow(config: PipelineConfig) -> TrainResult:
                     tracking_uri=run.tracking_uri,
                 )
         except BaseException as exc:
-            status = finish_run(run, exc)
-            exc.add_note(f"MLflow run {run.run_id} ({config.experiment}) ended {status}; checkpoints in {model_dir}")
+            try:
+                status = f"ended {finish_run(run, exc)}"
+            except Exception as unrecorded:  # the store is away: never mask the step's own error
+                status = f"could not be ended ({type(unrecorded).__name__}: {unrecorded})"
+            exc.add_note(f"MLflow run {run.run_id} ({config.experiment}) {status}; checkpoints in {model_dir}")
             raise
         status = finish_run(run)
     details = {
@@ -193,6 +198,7 @@ def batch_predict_flow(
 
     from flows.lineage import artifact_key
 
+    use_server_environment()
     result = tasks.predict(model_uri, source, output, id_column=id_column, tracking_uri=tracking_uri)
     create_markdown_artifact(
         f"# Predictions\n\n{result.rows} rows of `{describe(source)}` predicted by `{model_uri}` into "

@@ -123,8 +123,8 @@ def build_estimator(config: PipelineConfig, model_dir: str, target: int) -> Any:
     (`verbose="auto"`: a bar on a terminal, lines otherwise). A canned estimator gets
     `warm_start=True` (it continues a model_dir's checkpoints: how a retried attempt resumes; a
     new run's model_dir is empty, so the first attempt starts from scratch) and, unless the
-    params say otherwise, `random_state=split.seed` and the fit's `impute`: its parameters, and so
-    the MLflow run's params, must be the same on every attempt.
+    params say otherwise, `random_state=split.seed`; `impute` and `batch_size` come from `fit`. Its
+    parameters, and so the MLflow run's params, must be the same on every attempt.
     """
     from estimators import Estimator, RunConfig
 
@@ -136,8 +136,8 @@ def build_estimator(config: PipelineConfig, model_dir: str, target: int) -> Any:
 
         params = {
             "random_state": config.split.seed,
+            **spec.params,  # the config refuses the arguments set here
             "impute": config.fit.impute,
-            **spec.params,
             "batch_size": config.fit.batch_size,
             "model_dir": model_dir,
             "warm_start": True,

@@ -23,11 +23,15 @@ from flows.sources import read_source
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 300
+# Where runs go: each test says it (an embedded store in its project, the session's Prefect server),
+# whatever an earlier test left in this process's environment.
+_SERVICE_VARIABLES = ("MLFLOW_TRACKING_", "PREFECT_API_", "SKFLOW_SERVER_DIR")
 
 
 def skflow(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = RUN_TIMEOUT_S):
     """Run `python -m flows.cli ARGS` (what the `skflow` script runs) in `cwd`."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(_SERVICE_VARIABLES)}
+    full_env = {**inherited, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "flows.cli", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
         timeout=timeout,

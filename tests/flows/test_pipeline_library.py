@@ -115,3 +115,11 @@ def test_the_flows_parameter_is_the_config_so_the_prefect_ui_shows_a_form_for_it
     definitions = schema["definitions"]
     assert {"PipelineConfig", "FitConfig", "SplitConfig", "EstimatorConfig"} <= set(definitions)
     assert {"steps", "epochs", "batch_size", "early_stopping_rounds"} <= set(definitions["FitConfig"]["properties"])
+
+
+@pytest.mark.parametrize(("param", "where"), [("batch_size", "fit.batch_size"), ("model_dir", "model_root")])
+def test_canned_arguments_the_pipeline_sets_are_refused_naming_where_they_go(param, where):
+    from flows.config import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"estimator.params {param} \(set {where}\): the pipeline sets these"):
+        load_config({**CHURN, "estimator": {"name": "DNNClassifier", "params": {param: 1}}})
