@@ -8,7 +8,10 @@
   (`flows.sources`).
 - `flows.tracking`: every training recorded in MLflow (`MlflowMonitor`, model logging, the registry),
   resilient to a tracking server that is down.
-- `flows.cli`: the `skflow` command; `flows.demo`: `make demo`.
+- `flows.cli`: the `skflow` command; `flows.demo`: `make demo`; `flows.foreground`: what a command's
+  foreground run needs (Prefect's local server started early, no flow heartbeats, a quick exit);
+  `flows.reports`: the tables the commands print.
+- `flows.server`: `skflow server start|stop|status|env`, real Prefect and MLflow servers.
 
 Importing `flows` loads nothing heavy (no TensorFlow, MLflow or Prefect): a command line's `--help`
 stays fast. Settings (tracking URI, experiment) are read when a run starts, never at import.

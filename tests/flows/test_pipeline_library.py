@@ -123,3 +123,21 @@ def test_canned_arguments_the_pipeline_sets_are_refused_naming_where_they_go(par
 
     with pytest.raises(ConfigError, match=rf"estimator.params {param} \(set {where}\): the pipeline sets these"):
         load_config({**CHURN, "estimator": {"name": "DNNClassifier", "params": {param: 1}}})
+
+
+def test_runs_are_listed_best_first_by_each_runs_primary_metric(tracking_uri):
+    from mlflow import MlflowClient
+
+    from flows.reports import run_rows
+    from flows.tracking import create_run
+
+    client = MlflowClient(tracking_uri)
+    for name, accuracy in (("worse", 0.8), ("best", 0.95), ("middle", 0.9)):
+        run = create_run("ranked", run_name=name)
+        client.log_metric(run.run_id, "eval_accuracy", accuracy)
+        client.set_tag(run.run_id, "skflow.primary_metric", "eval_accuracy")
+        client.set_tag(run.run_id, "skflow.primary_metric_goal", "max")
+    unscored = create_run("ranked", run_name="unscored")
+    assert unscored.run_id
+    assert [r["name"] for r in run_rows("ranked")] == ["best", "middle", "worse", "unscored"]
+    assert run_rows("nothing-here") == []
