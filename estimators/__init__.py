@@ -14,6 +14,7 @@ from estimators.canned import (
     LinearClassifier,
     LinearRegressor,
 )
+from estimators.distribute import cluster_strategy
 from estimators.estimator import Estimator
 from estimators.metrics import MetricSpec
 from estimators.model_fn import EstimatorSpec, ModeKeys
@@ -35,6 +36,7 @@ __all__ = [
     "NotFittedError",
     "RunConfig",
     "TaskType",
+    "cluster_strategy",
     "get_global_step",
     "optimize_loss",
 ]
