@@ -24,11 +24,10 @@ every global batch).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -98,18 +97,10 @@ class Lockstep:
         chief = rows[rows[:, 2] == 1]
         return int((chief if len(chief) else rows)[0, 1])
 
-    @contextlib.contextmanager
-    def hooks(self, state: ModelState) -> Iterator[None]:
-        """Around monitor hooks: saves they ask for wait for the next decision, and an exception is kept
-        for it instead of leaving the other workers waiting."""
-        state.save_requests = self
-        try:
-            yield
-        except Exception as exc:
-            if self.error is None:
-                self.error = exc
-        finally:
-            state.save_requests = None
+    def hooks(self, state: ModelState) -> _Hooks:
+        """What the loop wraps monitor hooks in (`with lockstep.hooks(state):`): saves they ask for wait
+        for the next decision, and an exception is kept for it instead of leaving the others waiting."""
+        return _Hooks(self, state)
 
     def checkpoint(self, state: ModelState, loss: Any) -> str | None:
         """A hook's `save_checkpoint()`: taken at the next decision; returns the path it will have."""
@@ -166,3 +157,21 @@ class Lockstep:
             self._best = None
         if decision.save:
             state.save_now(loss)
+
+
+class _Hooks:
+    """A reusable context manager around monitor hooks (see `Lockstep.hooks`)."""
+
+    def __init__(self, lockstep: Lockstep, state: ModelState) -> None:
+        self.lockstep, self.state = lockstep, state
+
+    def __enter__(self) -> None:
+        self.state.save_requests = self.lockstep
+
+    def __exit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
+        self.state.save_requests = None
+        if isinstance(exc, Exception):
+            if self.lockstep.error is None:
+                self.lockstep.error = exc
+            return True  # kept for the next decision
+        return False

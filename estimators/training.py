@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["run_training", "train", "train_on_batch"]
 
 logger = logging.getLogger("skflow")
+_NO_HOOKS = contextlib.nullcontext()  # around monitor hooks on one machine: nothing (reusable)
 
 
 def run_training(
@@ -72,7 +73,7 @@ def run_training(
     epochs = context.steps_per_epoch if context.steps_per_epoch and mlist.wants_epochs() else None
     rt = state.runtime
     start_step = rt.step
-    hooks = (lambda: lockstep.hooks(state)) if lockstep is not None else contextlib.nullcontext
+    hooks = lockstep.hooks(state) if lockstep is not None else _NO_HOOKS
 
     def cut(wanted: int | None) -> int:
         """Where the next chunk ends: the first step a monitor wants, a checkpoint is due or an epoch ends."""
@@ -87,7 +88,7 @@ def run_training(
 
     loss: Any = None
     try:
-        with hooks():
+        with hooks:
             mlist.begin(target)
             if epochs:
                 mlist.epoch_begin(0)
@@ -101,19 +102,19 @@ def run_training(
             hooked = mlist.wanting(end) if wanted == end else []
             names = []
             if hooked:
-                with hooks():
+                with hooks:
                     names = mlist.step_begin(end, hooked)
             chunk_loss, done = run(n)
             if done:  # an exhausted input returns no loss for an empty chunk
                 loss = chunk_loss
             rt.step += done
-            with hooks():
+            with hooks:
                 mlist.after_run(rt.step, loss)
             if done < n:
                 logger.info("Input exhausted after global step %d.", rt.step)
                 break
             stop = False
-            with hooks():
+            with hooks:
                 if hooked:
                     context._last_loss = float(loss)
                     outputs = {"loss": context._last_loss, "global_step": rt.step}
@@ -144,7 +145,7 @@ def run_training(
         context._last_loss = None if loss is None else float(loss)
         if not partial:
             state.save_now(loss)
-        with hooks():
+        with hooks:
             mlist.end()
         if lockstep is not None:
             lockstep.apply(lockstep.decide(None), state, loss)  # what end() asked for (the final best weights)
