@@ -112,6 +112,8 @@ def run_training(
                 mlist.after_run(rt.step, loss)
             if done < n:
                 logger.info("Input exhausted after global step %d.", rt.step)
+                if lockstep is not None:  # every worker's input ends at this call: settle its hooks first
+                    lockstep.apply(lockstep.decide(None, stop=True), state, loss)
                 break
             stop = False
             with hooks:

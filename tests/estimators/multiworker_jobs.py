@@ -109,7 +109,7 @@ def _strategy_name(estimator) -> str:
 
 
 def lockstep_fits(spec_path: str) -> None:
-    """Three fits in one pair of processes: loss parity, chief-only monitors, a canned estimator.
+    """Four fits in one pair of processes: loss parity, chief-only monitors, a finite input, a canned estimator.
 
     Each worker gets model_dirs of its own (`<dir>-<task>`): a fresh fit restores nothing, and what the
     non-chief leaves in its directories shows what it writes."""
@@ -144,6 +144,11 @@ def lockstep_fits(spec_path: str) -> None:
             "saved": saver.saved,
         },
     )
+
+    steps = StepLog()
+    est = Estimator(mlp_fn, model_dir=spec["epochs_dir"], params=PARAMS, config=config(steps_per_execution=4))
+    est.fit(x, y, epochs=2, batch_size=32, monitors=[steps])  # a finite input: 2 x 6 batches
+    _write(out, "epochs", {"chunks": steps.chunks, "final_step": est._state.runtime.step})
 
     canned = DNNClassifier(hidden_units=[4], steps=12, batch_size=32, random_state=0, model_dir=spec["canned_dir"])
     canned.fit(x, y)

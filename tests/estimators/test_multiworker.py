@@ -1,7 +1,7 @@
 """Multi-worker training from TF_CONFIG: two real worker processes on 127.0.0.1, and the lockstep rules
 checked in this process with a scripted peer.
 
-The two-process tests share one launch (`two_workers`): three fits in one pair of processes (each TF
+The two-process tests share one launch (`two_workers`): four fits in one pair of processes (each TF
 process costs seconds of imports), each worker with model_dirs of its own.
 """
 
@@ -37,6 +37,7 @@ def two_workers(tmp_path_factory):
         "parity_dir": str(base / "parity"),
         "parity_steps": PARITY_STEPS,
         "monitors_dir": str(base / "monitors"),
+        "epochs_dir": str(base / "epochs"),
         "canned_dir": str(base / "canned"),
     }
     (base / "spec.json").write_text(json.dumps(spec))
@@ -116,7 +117,7 @@ def test_checkpoints_and_exports_asked_for_by_chief_only_monitors_are_written_by
 @pytest.mark.slow
 def test_the_non_chief_writes_nothing_into_its_model_dirs_and_removes_its_scratch(two_workers):
     base, _, read, _ = two_workers
-    for job in ("parity", "monitors", "canned"):
+    for job in ("parity", "monitors", "epochs", "canned"):
         directory = base / f"{job}-1"
         assert not directory.exists() or os.listdir(directory) == [], (job, os.listdir(directory))
         assert os.listdir(base / f"{job}-0")  # the chief's
@@ -124,6 +125,14 @@ def test_the_non_chief_writes_nothing_into_its_model_dirs_and_removes_its_scratc
     # Scratch checkpoints are deleted after each save (TF's AutoGraph leaves its own files there)...
     assert [name for name in canned["tmpdir_left"] if name.startswith("skflow-worker-")] == []
     assert not os.path.exists(canned["tmpdir"])  # ...and the launcher removes the scratch TMPDIR
+
+
+@pytest.mark.slow
+def test_a_finite_input_ends_on_both_workers_at_the_same_step(two_workers):
+    _, _, read, _ = two_workers
+    for task in (0, 1):
+        # Step 1: the chief's SummarySaver; then calls of 4, the last one finding the end after 3 steps.
+        assert read("epochs", task) == {"chunks": [1, 5, 9, 12], "final_step": 12}
 
 
 @pytest.mark.slow
@@ -190,6 +199,13 @@ def test_a_save_decided_on_another_worker_is_taken_here_at_the_same_step(scripte
     paths = tf.train.get_checkpoint_state(model_dir).all_model_checkpoint_paths
     assert [os.path.basename(p) for p in paths] == ["model.ckpt-3", "model.ckpt-6"]
     assert est.get_variable_value("global_step") == 6
+
+
+def test_an_input_that_ends_is_settled_with_the_peers_before_the_fit_ends(scripted_peer, model_dir):
+    peer = scripted_peer([])
+    est = _est(model_dir).fit(*data(), epochs=1, batch_size=32)  # 192 rows: 6 steps, in a call of up to 8
+    assert est.get_variable_value("global_step") == 6
+    assert peer.proposals[1][:2] == [NEVER, 1]  # stop: the input ended
 
 
 def test_a_time_based_save_due_on_this_workers_clock_is_proposed_to_the_others(scripted_peer, model_dir):
