@@ -32,6 +32,7 @@ __all__ = ["cluster_strategy", "joins_cluster", "spans_workers"]
 logger = logging.getLogger("skflow")
 
 _made: dict[str, Any] = {}  # "key": the cluster and task of the strategy this process made, "strategy": it
+_told: set[str] = set()  # clusters a config named that this process is not part of (logged once each)
 
 
 def spans_workers(strategy: tf.distribute.Strategy | None) -> bool:
@@ -61,7 +62,8 @@ def joins_cluster(config: ClusterConfig) -> bool:
         config.task_type,
         config.task_id,
     )
-    if not same:
+    if not same and repr(config.cluster_spec.as_dict()) not in _told:
+        _told.add(repr(config.cluster_spec.as_dict()))
         logger.info(
             "The RunConfig names TF_CONFIG task %s %d of cluster %s, which this process is not (its TF_CONFIG "
             "changed or is unset): training in this process alone.",
