@@ -73,7 +73,6 @@ class Lockstep:
         self.is_chief = is_chief
         self.error: BaseException | None = None  # the first exception a hook raised here
         self.failure_agreed = False  # every worker knows of a failure: they can save together
-        self._deferring: ModelState | None = None
         self._save = False
         self._best: dict[str, Any] | None = None
 

@@ -294,6 +294,16 @@ def test_clusters_skflow_cannot_train_are_refused_before_joining(monkeypatch, tf
         cluster_strategy()
 
 
+def test_a_fit_that_joins_a_cluster_after_tensorflow_ran_says_how_to_start_the_program(monkeypatch, model_dir):
+    cluster = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))
+    est = _est(model_dir)  # this process ran TensorFlow long ago: it can no longer join a cluster
+    with pytest.raises(
+        RuntimeError, match=r"cannot join its TF_CONFIG cluster.*Call estimators.cluster_strategy\(\) first"
+    ):
+        est.fit(*data(), max_steps=2, batch_size=32)
+
+
 def test_a_single_worker_cluster_needs_no_strategy(monkeypatch):
     monkeypatch.setenv(
         "TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 0}})
