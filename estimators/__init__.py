@@ -14,7 +14,9 @@ from estimators.canned import (
     LinearClassifier,
     LinearRegressor,
 )
+from estimators.distribute import cluster_strategy
 from estimators.estimator import Estimator
+from estimators.launcher import ClusterStartupError, WorkerFailedError, launch_local_workers
 from estimators.metrics import MetricSpec
 from estimators.model_fn import EstimatorSpec, ModeKeys
 from estimators.optimizers import optimize_loss
@@ -22,6 +24,7 @@ from estimators.run_config import ClusterConfig, RunConfig, TaskType
 
 __all__ = [
     "ClusterConfig",
+    "ClusterStartupError",
     "DNNClassifier",
     "DNNLinearCombinedClassifier",
     "DNNLinearCombinedRegressor",
@@ -35,6 +38,9 @@ __all__ = [
     "NotFittedError",
     "RunConfig",
     "TaskType",
+    "WorkerFailedError",
+    "cluster_strategy",
     "get_global_step",
+    "launch_local_workers",
     "optimize_loss",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -84,6 +85,7 @@ class Runtime:
         self._train_fns: dict[bool, Any] = {}
         self._step_fn: Any = None
         self._infer_fn: Any = None
+        self._gather_fn: Any = None
         self._eval_fns: dict[Any, tuple[Any, dict[str, StreamingMetric], dict[str, StreamingMetric]]] = {}
 
     # ---------------------------------------------------------------- model_fn calls
@@ -176,6 +178,22 @@ class Runtime:
             self._step_fn = tf.function(step, input_signature=specs)
         return self._step_fn
 
+    def gather_fn(self) -> Any:
+        """`fn(values) -> rows`: every replica's int64 vector `values`, one row per replica, on every
+        worker: the one small collective with which the workers of a multi-worker fit agree after each
+        compiled call (`estimators.lockstep`)."""
+        if self._gather_fn is None:
+            strategy = self.strategy
+
+            def gather(values):
+                def replica(v):
+                    return tf.distribute.get_replica_context().all_gather(v[tf.newaxis], axis=0)
+
+                return strategy.experimental_local_results(strategy.run(replica, args=(values,)))[0]
+
+            self._gather_fn = tf.function(gather, input_signature=[tf.TensorSpec([None], tf.int64)])
+        return self._gather_fn
+
     # ---------------------------------------------------------------- inference
     def infer_fn(self, features_sig: Signatures, targets_sig: Signatures) -> Any:
         if self._infer_fn is None:
@@ -256,7 +274,7 @@ class _WeightedMean:
     """A streaming mean weighted by batch size (loss and per-batch eval_metric_ops)."""
 
     def __init__(self) -> None:
-        with tf.init_scope(), passthrough():
+        with tf.init_scope(), passthrough(), _local_variables():
             self.total = tf.Variable(0.0, dtype=tf.float64, trainable=False)
             self.count = tf.Variable(0.0, dtype=tf.float64, trainable=False)
 
@@ -289,7 +307,7 @@ def _model_metric(name: str, op: Any) -> Any:
 def _build_once(metric: StreamingMetric, targets: Any, predictions: Any) -> None:
     # Keras metrics create their variables in __init__: build them outside the trace, once.
     if not metric.built:
-        with tf.init_scope(), passthrough():
+        with tf.init_scope(), passthrough(), _local_variables():
             metric.build(targets, predictions)
 
 
@@ -299,6 +317,38 @@ def _spec(sig: Signatures) -> Any:
     if isinstance(sig, Mapping):
         return {k: v.to_spec() for k, v in sig.items()}
     return sig.to_spec()
+
+
+@contextlib.contextmanager
+def _local_variables() -> Iterator[None]:
+    """Variables created inside are plain ones of this process, even under a tf.distribute strategy.
+
+    For evaluation metrics: under a `MultiWorkerMirroredStrategy` every new variable broadcasts its
+    initial value to all workers, so an evaluation on the chief alone (a `ValidationMonitor` during a
+    multi-worker fit) would wait for ever for the others. The strategy's variable creator applies to
+    the thread that entered its scope; a variable made in a helper thread escapes it."""
+    if not tf.distribute.has_strategy():
+        yield
+        return
+
+    def creator(next_creator: Any, **kwargs: Any) -> tf.Variable:
+        made: dict[str, Any] = {}
+
+        def make() -> None:
+            try:
+                made["variable"] = tf.Variable(**kwargs)
+            except BaseException as exc:  # re-raised in the caller's thread
+                made["error"] = exc
+
+        thread = threading.Thread(target=make, name="skflow-local-variable")
+        thread.start()
+        thread.join()
+        if "error" in made:
+            raise made["error"]
+        return made["variable"]
+
+    with tf.variable_creator_scope(creator):
+        yield
 
 
 @contextlib.contextmanager

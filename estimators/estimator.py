@@ -213,7 +213,7 @@ class Estimator(BaseEstimator):
         """
         check_positive_int("steps", steps)
         state = self._setup()
-        if input_fn is None and x is not None and state.config.train_distribute is None:
+        if input_fn is None and x is not None and not state.trains_distributed:
             batch = state.inputs.in_memory_batch(x, y, batch_size)
             if batch is not None:
                 train_on_batch(self, state, *batch, steps, monitors)

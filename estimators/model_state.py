@@ -25,6 +25,7 @@ from sklearn.exceptions import NotFittedError
 from estimators import checkpoints as ckpt
 from estimators._context import clean_errors
 from estimators._runtime import Runtime
+from estimators.distribute import cluster_strategy, joins_cluster
 from estimators.inputs import Inputs, qualname
 from estimators.metadata import ModelMetadata
 from estimators.model_fn import ModelFunction, validate_model_fn
@@ -70,6 +71,9 @@ class ModelState:
         self.last_saved_step: int | None = None
         self.best_checkpoints: ckpt.CheckpointStore | None = None
         self.writers: dict[str, Any] = {}
+        # Set while a multi-worker fit runs monitor hooks: their saves wait for the workers' decision
+        # (`lockstep.Lockstep`), which every worker takes together.
+        self.save_requests: Any = None
 
     @classmethod
     def create(cls, estimator: Any, arguments: Mapping[str, Any], warn: bool = True) -> ModelState:
@@ -105,12 +109,27 @@ class ModelState:
         return ckpt.CheckpointStore(model_dir, c.keep_checkpoint_max, c.keep_checkpoint_every_n_hours, c.is_chief)
 
     # ------------------------------------------------------------------ runtime
-    def ensure_runtime(self) -> Runtime:
-        """The runtime, made on first use with the stored global step (checkpoint or pickle)."""
+    @property
+    def trains_distributed(self) -> bool:
+        """Whether fits train under a tf.distribute strategy (`train_distribute`, or a TF_CONFIG cluster)."""
+        return self.config.train_distribute is not None or joins_cluster(self.config)
+
+    def ensure_runtime(self, training: bool = False) -> Runtime:
+        """The runtime, made on first use with the stored global step (checkpoint or pickle).
+
+        With `training` in a process of a multi-worker TF_CONFIG cluster (and no `train_distribute`), its
+        variables live in the cluster's `MultiWorkerMirroredStrategy` (`distribute.cluster_strategy`);
+        a runtime made earlier for evaluate/predict is made again for it."""
+        rt = self.runtime
+        if training and rt is not None and not rt.distributed and self.trains_distributed:
+            self.runtime, self.initialized = None, False  # it holds nothing unsaved: it never trained
         if self.runtime is None:
+            strategy = self.config.train_distribute
+            if strategy is None and training and joins_cluster(self.config):
+                strategy = cluster_strategy(self.config)  # first: before this process runs any TF op
             if self.config.tf_random_seed is not None:
                 tf.random.set_seed(self.config.tf_random_seed)
-            self.runtime = rt = Runtime(self.model, self.config.train_distribute)
+            self.runtime = rt = Runtime(self.model, strategy)
             stored_step = self.weights.global_step()
             if stored_step is not None:
                 rt.global_step.assign(stored_step)
@@ -205,6 +224,8 @@ class ModelState:
 
     def save_now(self, loss: Any = None) -> str | None:
         """Checkpoint the in-memory state, unless the last loss shows the weights went bad (NaN/inf)."""
+        if self.save_requests is not None:
+            return self.save_requests.checkpoint(self, loss)
         if loss is not None and not np.isfinite(float(loss)):
             logger.warning("Not saving a checkpoint at step %d: the last loss is %s.", self.runtime.step, float(loss))
             return None
@@ -212,6 +233,8 @@ class ModelState:
 
     def save_best(self, step: int, results: Mapping[str, Any]) -> str:
         """Save the in-memory weights as model_dir/best (one checkpoint, replaced when a better one comes)."""
+        if self.save_requests is not None:
+            return self.save_requests.best(self, step, results)
         rt = self.runtime
         if self.best_checkpoints is None:
             self.best_checkpoints = ckpt.CheckpointStore(

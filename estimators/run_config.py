@@ -32,6 +32,9 @@ class TaskType:
 class ClusterConfig:
     """Cluster information parsed from the `TF_CONFIG` environment variable, as the original did.
 
+    A cluster of several chief/master/worker tasks is a multi-worker fit (`estimators.distribute`); the
+    chief (the "chief" or "master" task, else worker 0) alone writes model_dir.
+
     `TF_CONFIG` is JSON: `{"cluster": {"chief": [...], "worker": [...], "ps": [...]},
     "task": {"type": "worker", "index": 1}, "environment": "cloud"}`. Without it the process is a
     single local chief.
@@ -106,7 +109,10 @@ class RunConfig(ClusterConfig):
         steps_per_execution: training steps run per compiled call; the main speed lever on CPU
             (one step per call costs about twice as much: docs/benchmarks.md). Monitors still see every
             step they ask for. default=32.
-        train_distribute: a `tf.distribute.Strategy` for training, or None. default=None.
+        train_distribute: a `tf.distribute.Strategy` for training, or None. default=None: in a process whose
+            `TF_CONFIG` names a cluster of several chief/worker tasks, fits train with the cluster's
+            `MultiWorkerMirroredStrategy` (`estimators.cluster_strategy()`; see infra/README.md), else in
+            this process alone.
         eval_distribute: accepted for tf.estimator compatibility. Evaluation and prediction run
             under the strategy the variables were created in (`train_distribute`, or the default
             strategy), so a different `eval_distribute` is ignored with a warning. default=None.

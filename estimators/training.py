@@ -11,10 +11,16 @@ what was trained unless the weights went bad, calls `abort(exception)`, and re-r
 
 A monitor sees the Estimator only through the `TrainingContext` the loop hands it (see
 `estimators.monitors` for how to write one).
+
+Under a strategy that spans several worker processes (a `TF_CONFIG` cluster), the workers run in
+lockstep (`estimators.lockstep`): after each call they agree, through one small collective, where the
+next call ends and whether to save or stop, so monitors on the chief see the same exact steps while
+every worker runs identical chunks. Their hooks then run outside the strategy's scope.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 
+from estimators.distribute import spans_workers
+from estimators.lockstep import Lockstep
 from estimators.monitors import NanLoss, get_default_monitors
 from estimators.monitors.base import MonitorList
 from estimators.monitors.context import TrainingContext
@@ -34,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["run_training", "train", "train_on_batch"]
 
 logger = logging.getLogger("skflow")
+_NO_HOOKS = contextlib.nullcontext()  # around monitor hooks on one machine: nothing (reusable)
 
 
 def run_training(
@@ -41,6 +50,7 @@ def run_training(
     run: Callable[[int], tuple[Any, int]],
     monitors: list[Any],
     partial: bool = False,
+    lockstep: Lockstep | None = None,
 ) -> float | None:
     """Run training steps until `context.max_steps` (None: until the input ends); returns the last loss.
 
@@ -49,6 +59,8 @@ def run_training(
         run: `run(n) -> (loss, steps_done)` runs up to n steps in one compiled call.
         monitors: all monitors of this fit, defaults included.
         partial: `partial_fit`: no checkpoint at the end (many small calls stay cheap).
+        lockstep: the agreement of a multi-worker fit (see `estimators.lockstep`): chunk ends, saves, stops
+            and failures are decided by all workers together. None on one machine.
     """
     state = context._state
     config = context.config
@@ -61,47 +73,72 @@ def run_training(
     epochs = context.steps_per_epoch if context.steps_per_epoch and mlist.wants_epochs() else None
     rt = state.runtime
     start_step = rt.step
+    hooks = lockstep.hooks(state) if lockstep is not None else _NO_HOOKS
+
+    def cut(wanted: int | None) -> int:
+        """Where the next chunk ends: the first step a monitor wants, a checkpoint is due or an epoch ends."""
+        n = spe if target is None else min(spe, target - rt.step)
+        if wanted is not None:
+            n = min(n, wanted - rt.step)
+        if save_steps:
+            n = min(n, save_steps - rt.step % save_steps)
+        if epochs:
+            n = min(n, epochs - (rt.step - start_step) % epochs)
+        return rt.step + n
+
     loss: Any = None
     try:
-        mlist.begin(target)
-        if epochs:
-            mlist.epoch_begin(0)
-        while target is None or rt.step < target:
-            n = spe if target is None else min(spe, target - rt.step)
-            wanted = mlist.next_step(rt.step)
-            if wanted is not None:
-                n = min(n, wanted - rt.step)
-            if save_steps:
-                n = min(n, save_steps - rt.step % save_steps)
+        with hooks:
+            mlist.begin(target)
             if epochs:
-                n = min(n, epochs - (rt.step - start_step) % epochs)
-            end = rt.step + n
+                mlist.epoch_begin(0)
+        if lockstep is not None:
+            decision = lockstep.decide(cut(mlist.next_step(rt.step)))
+            lockstep.apply(decision, state, loss)
+        while target is None or rt.step < target:
+            wanted = mlist.next_step(rt.step)
+            end = decision.cut if lockstep is not None else cut(wanted)
+            n = end - rt.step
             hooked = mlist.wanting(end) if wanted == end else []
-            names = mlist.step_begin(end, hooked) if hooked else []
+            names = []
+            if hooked:
+                with hooks:
+                    names = mlist.step_begin(end, hooked)
             chunk_loss, done = run(n)
             if done:  # an exhausted input returns no loss for an empty chunk
                 loss = chunk_loss
             rt.step += done
-            mlist.after_run(rt.step, loss)
+            with hooks:
+                mlist.after_run(rt.step, loss)
             if done < n:
                 logger.info("Input exhausted after global step %d.", rt.step)
+                if lockstep is not None:  # every worker's input ends at this call: settle its hooks first
+                    lockstep.apply(lockstep.decide(None, stop=True), state, loss)
                 break
             stop = False
-            if hooked:
-                context._last_loss = float(loss)
-                outputs = {"loss": context._last_loss, "global_step": rt.step}
-                for name in names:
-                    if name not in outputs:
-                        outputs[name] = state.tensor_value(name)
-                stop = mlist.step_end(rt.step, outputs, hooked)
-            if epochs and (rt.step - start_step) % epochs == 0:
-                epoch = (rt.step - start_step) // epochs
-                mlist.epoch_end(epoch - 1)
-                if target is None or rt.step < target:
-                    mlist.epoch_begin(epoch)
-            if (save_steps and rt.step % save_steps == 0) or (
+            with hooks:
+                if hooked:
+                    context._last_loss = float(loss)
+                    outputs = {"loss": context._last_loss, "global_step": rt.step}
+                    for name in names:
+                        if name not in outputs:
+                            outputs[name] = state.tensor_value(name)
+                    stop = mlist.step_end(rt.step, outputs, hooked)
+                if epochs and (rt.step - start_step) % epochs == 0:
+                    epoch = (rt.step - start_step) // epochs
+                    mlist.epoch_end(epoch - 1)
+                    if target is None or rt.step < target:
+                        mlist.epoch_begin(epoch)
+            save = bool(save_steps and rt.step % save_steps == 0) or bool(
                 save_secs and time.monotonic() - last_save_time >= save_secs
-            ):
+            )
+            if lockstep is not None:
+                decision = lockstep.decide(cut(mlist.next_step(rt.step)), stop, save)
+                lockstep.apply(decision, state, loss)
+                stop, save = decision.stop, False  # apply() took the decided saves
+                if decision.save:
+                    last_save_time = time.monotonic()
+            if save:
                 state.save_now(loss)
                 last_save_time = time.monotonic()
             if stop:
@@ -110,12 +147,16 @@ def run_training(
         context._last_loss = None if loss is None else float(loss)
         if not partial:
             state.save_now(loss)
-        mlist.end()
+        with hooks:
+            mlist.end()
+        if lockstep is not None:
+            lockstep.apply(lockstep.decide(None), state, loss)  # what end() asked for (the final best weights)
     except BaseException as exc:
         # An error inside a compiled chunk leaves the step variable ahead of its Python mirror.
         rt.step = int(rt.global_step.numpy())
         context.error = exc
-        _emergency_save(state, loss)
+        if lockstep is None or lockstep.failure_agreed:
+            _emergency_save(state, loss)  # with several workers, only a failure they all know of
         mlist.abort(exc)
         raise
     finally:
@@ -157,8 +198,13 @@ def train(
     `prepare` and `input_token` are how a canned estimator's fit has raw held-out data encoded as
     its own input is (see `TrainingContext.eval_input`); `owner` is the estimator the user called
     (a canned one), which monitors see as `context.estimator`."""
-    rt = state.ensure_runtime()
-    source = state.inputs.train(x, y, input_fn, batch_size, impute, state.shuffle_seed, epochs)
+    rt = state.ensure_runtime(training=True)
+    lockstep = Lockstep(rt.gather_fn(), state.config.is_chief) if spans_workers(rt.strategy) else None
+    seed = state.shuffle_seed
+    if lockstep is not None:
+        shared_seed = lockstep.start(rt.step, state.shuffle_seed())
+        seed = lambda: shared_seed  # noqa: E731
+    source = state.inputs.train(x, y, input_fn, batch_size, impute, seed, epochs)
     start = rt.step
     if max_steps is not None and start >= max_steps:
         logger.info("Skipping training: max_steps=%d is already reached (global step %d).", max_steps, start)
@@ -170,14 +216,15 @@ def train(
             "steps), max_steps= (train until the global step reaches it) or epochs= (passes over x)."
         )
     with rt.strategy.scope():
-        data = rt.strategy.experimental_distribute_dataset(source.dataset) if rt.distributed else source.dataset
+        dataset = _shard_by_data(source.dataset) if lockstep is not None else source.dataset
+        data = rt.strategy.experimental_distribute_dataset(dataset) if rt.distributed else dataset
         iterator = iter(data)
         fn = rt.train_fn(source.finite)
         state.trace(fn, "fit", iterator, tf.TensorSpec([], tf.int64))
         state.initialized = True
 
         def run(n: int) -> tuple[Any, int]:
-            with reraise_feeder_errors(source.feeder):
+            with reraise_feeder_errors(source.feeder), _scope(rt.strategy, lockstep):
                 loss, done = fn(iterator, tf.constant(n, tf.int64))
             return loss, (int(done) if source.finite else n)
 
@@ -195,7 +242,28 @@ def train(
             fingerprint=source.fingerprint,
             owner=owner,
         )
-        run_training(context, run, _monitors(state.config, monitors, partial), partial=partial)
+        if lockstep is None:
+            run_training(context, run, _monitors(state.config, monitors, partial), partial=partial)
+            return
+    # Several workers: the monitors run outside the strategy's scope, where a chief-only hook (an
+    # evaluation, an export) creates plain variables instead of ones every worker must broadcast.
+    run_training(context, run, _monitors(state.config, monitors, partial), partial=partial, lockstep=lockstep)
+
+
+def _scope(strategy: tf.distribute.Strategy, lockstep: Lockstep | None) -> Any:
+    """The strategy's scope around a compiled call of a multi-worker fit (its hooks run outside it)."""
+    return strategy.scope() if lockstep is not None else contextlib.nullcontext()
+
+
+def _shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Each worker builds the whole input and takes its share of every global batch (tf.data's DATA
+    auto-sharding), as a single worker would see it; unless the dataset chose a sharding policy itself."""
+    policy = tf.data.experimental.AutoShardPolicy
+    if dataset.options().experimental_distribute.auto_shard_policy != policy.AUTO:
+        return dataset
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = policy.DATA
+    return dataset.with_options(options)
 
 
 def train_on_batch(estimator: Any, state: ModelState, features: Any, targets: Any, steps: int, monitors: Any) -> None:

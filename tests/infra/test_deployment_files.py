@@ -39,10 +39,12 @@ def test_the_compose_file_and_the_kubernetes_manifests_parse():
     services = _compose()["services"]
     assert {"postgres", "minio", "mlflow", "prefect-server", "skflow-worker"} <= set(services)
     kinds = {(d["kind"], d["metadata"]["name"]) for d in _k8s_documents()}
-    assert ("Job", "skflow-train") in kinds and ("Deployment", "prefect-worker") in kinds
-    job = next(d for d in _k8s_documents() if d["kind"] == "Job" and d["metadata"]["name"] == "skflow-train")
-    assert job["spec"]["completionMode"] == "Indexed"
-    assert "JOB_COMPLETION_INDEX" in job["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    assert ("JobSet", "skflow-train") in kinds and ("Deployment", "prefect-worker") in kinds
+    jobset = next(d for d in _k8s_documents() if d["kind"] == "JobSet")
+    assert jobset["spec"]["failurePolicy"]["maxRestarts"] >= 1  # the group restarts together
+    job = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]
+    assert job["completionMode"] == "Indexed" and job["completions"] == job["parallelism"]
+    assert "JOB_COMPLETION_INDEX" in job["template"]["spec"]["containers"][0]["args"][0]
 
 
 def test_every_image_is_pinned_to_a_version():
