@@ -2,8 +2,10 @@
 
 Prefect's local server and MLflow on a SQLite file in the current directory (`mlruns/`): two
 `train_flow` runs of a DNNClassifier on scikit-learn's digits with different hyper-parameters,
-then the better model (registered as `digits-demo`, alias `champion`) batch-predicts a Parquet
-file of new images with `batch_predict_flow`. It prints both runs side by side, where the
+then the better model batch-predicts a Parquet file of new images with `batch_predict_flow`. Each
+run registers its model as a version of `digits-demo` (the experiment's name; the first version
+ever becomes `champion`, later ones `challenger`); the demo then points `champion` at the better
+of the pair. It prints both runs side by side, where the
 predictions went and the command that opens the MLflow UI. Running it again adds two runs and a
 model version; the alias moves to the better of the new pair.
 
@@ -29,7 +31,7 @@ BASE = {
     "estimator": {"name": "DNNClassifier", "params": {}},
     "fit": {"batch_size": 64, "validation_every_n_steps": 50},
     "metrics": ["accuracy", "f1_macro"],
-    "tracking": {"log_every_n_steps": 20},
+    "tracking": {"log_every_n_steps": 20, "registered_model": REGISTERED_MODEL},
 }
 CANDIDATES = {
     "small": {"hidden_units": [16], "learning_rate": 0.003},
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> list[Any]:
     server = start_local_server()  # boots while TensorFlow imports
     from flows.pipelines import batch_predict_flow, train_flow
     from flows.reports import compare_runs
-    from flows.tracking import register_model, set_alias
+    from flows.tracking import set_alias
 
     started = time.perf_counter()
     images = _write_inputs("data")
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> list[Any]:
         server.wait()
     results = [train_flow(_config(name, params, args.epochs)) for name, params in CANDIDATES.items()]
     best = max(results, key=lambda r: r.metrics["eval_accuracy"])
-    version = register_model(best.model_uri, REGISTERED_MODEL, tracking_uri=best.tracking_uri)
+    version = best.model_version  # every train_flow registered its model as a new version
     set_alias(REGISTERED_MODEL, "champion", version, tracking_uri=best.tracking_uri)
     model_uri = f"models:/{REGISTERED_MODEL}@champion"
     predicted = batch_predict_flow(

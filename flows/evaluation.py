@@ -10,6 +10,11 @@ With `fit.keep_best`, the best validated checkpoint is what is evaluated and log
 The logged model is the estimator's SavedModel export (the best checkpoint with `fit.keep_best`),
 serving the training columns as they are.
 
+Every logged model becomes a new version of the pipeline's registered model
+(`tracking.registered_model`, default: the experiment's name; `register_trained_model`): the
+first version gets the alias `champion`, later ones `challenger`, and each version is tagged with
+its model_dir, training data and data fingerprint, which a retrain reads.
+
 The run's primary metric (the first of `metrics`, else the loss or the canned score) is recorded
 in the tags `skflow.primary_metric` and `skflow.primary_metric_goal` ("min"/"max"), which
 `skflow runs` sorts by.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +33,7 @@ import numpy as np
 from flows.config import PipelineConfig
 from flows.training import TrainingData
 
-__all__ = ["evaluate_model", "log_trained_model", "primary_metric"]
+__all__ = ["RegisteredVersion", "evaluate_model", "log_trained_model", "primary_metric", "register_trained_model"]
 
 logger = logging.getLogger("skflow")
 
@@ -144,9 +150,9 @@ def _log_metrics(run: Any, values: dict[str, float], step: int) -> None:
 
 def log_trained_model(run: Any, estimator: Any, data: TrainingData, config: PipelineConfig, step: int) -> str:
     """Log the model (the best checkpoint with `fit.keep_best`) as the run's pyfunc model, which
-    takes the training columns as they are (strings and categories included), and register it
-    when `tracking.registered_model` is set; returns its `models:/...` URI."""
-    from flows.tracking import log_model, register_model
+    takes the training columns as they are (strings and categories included); returns its
+    `models:/...` URI (`register_trained_model` then registers it)."""
+    from flows.tracking import log_model
 
     if config.fit.keep_best:
         with tempfile.TemporaryDirectory(prefix="skflow_best_") as tmp:
@@ -154,8 +160,52 @@ def log_trained_model(run: Any, estimator: Any, data: TrainingData, config: Pipe
             info = log_model(run, export_dir=export, input_example=data.example, step=step)
     else:
         info = log_model(run, estimator, input_example=data.example, step=step)
-    name = config.tracking.registered_model
-    if name:
-        version = register_model(info.model_uri, name, tracking_uri=run.tracking_uri)
-        logger.info("Registered %s as version %s of %s.", info.model_uri, version, name)
     return info.model_uri
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A model version a pipeline registered. Attributes: name, version ("1", ...), alias set
+    ("champion" or "challenger"), model_uri (`models:/NAME/VERSION`)."""
+
+    name: str
+    version: str
+    alias: str
+
+    @property
+    def model_uri(self) -> str:
+        """`models:/NAME/VERSION`."""
+        return f"models:/{self.name}/{self.version}"
+
+
+def register_trained_model(
+    run: Any,
+    model_uri: str,
+    config: PipelineConfig,
+    model_dir: str,
+    train_data: str,
+    fingerprint: str,
+) -> RegisteredVersion:
+    """Register a logged model as a new version of the pipeline's registered model
+    (`PipelineConfig.registered_model_name`), tag it with what a retrain needs (`skflow.model_dir`,
+    `skflow.train_data`: the training split's Parquet file, `skflow.data.fingerprint`) and give it
+    the alias `champion` (the registered model's first version) or `challenger`.
+
+    Args:
+        run: the MLflow run that logged the model.
+        model_uri: the logged model (`models:/<model id>`).
+        config: the pipeline.
+        model_dir: the model's checkpoints.
+        train_data: the training rows (a Parquet file), the reference of a retrain's drift report.
+        fingerprint: the fingerprint of the data the model was trained on.
+    """
+    from flows.tracking import register_model
+    from flows.tracking.registry import alias_new_version, set_version_tags
+
+    name = config.registered_model_name
+    version = register_model(model_uri, name, tracking_uri=run.tracking_uri)
+    tags = {"skflow.model_dir": model_dir, "skflow.train_data": train_data, "skflow.data.fingerprint": fingerprint}
+    set_version_tags(name, version, tags, tracking_uri=run.tracking_uri)
+    chosen = alias_new_version(name, version, tracking_uri=run.tracking_uri)
+    logger.info("Registered %s as version %s of %s (@%s).", model_uri, version, name, chosen)
+    return RegisteredVersion(name, version, chosen)

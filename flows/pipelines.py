@@ -2,7 +2,9 @@
 
 `train_flow`: check the config against the source's columns (a `ConfigError` before anything
 exists) -> one MLflow run for this flow run, tagged with it both ways -> ingest -> validate ->
-split -> build_feeders -> fit (retried attempts resume) -> evaluate -> log the model -> predict
+split -> build_feeders -> fit (retried attempts resume) -> evaluate -> log the model -> register it
+as a new version of the registered model (`tracking.registered_model`, default the experiment's
+name; its first version becomes `champion`, later ones `challenger`) -> predict
 (when the config has a `predict` section) -> the run ends FINISHED, and a markdown artifact links
 it. A failing step fails the flow run and ends the MLflow run FAILED with the error recorded;
 KeyboardInterrupt ends it KILLED. The model_dir (`<model_root>/<experiment>/<run id>`) keeps its
@@ -41,6 +43,8 @@ class TrainResult:
         run_id: the MLflow run. experiment: its experiment. tracking_uri: its store.
         status: the MLflow run's status ("FINISHED"). metrics: held-out metrics (`eval_*`).
         model_uri: the logged model (`models:/<id>`), None when it could not be logged.
+        registered_model, model_version, model_alias: its registered model, version and alias
+            ("champion" for the first version, else "challenger"); None when no model was logged.
         model_dir: checkpoints. global_step: the step training reached.
         predictions: the predictions file (when the config has `predict`). flow_run_id: the Prefect run.
         seconds: wall time.
@@ -57,6 +61,9 @@ class TrainResult:
     predictions: str | None = None
     flow_run_id: str | None = None
     seconds: float = 0.0
+    registered_model: str | None = None
+    model_version: str | None = None
+    model_alias: str | None = None
 
 
 @dataclass
@@ -121,6 +128,9 @@ def train_flow(config: PipelineConfig) -> TrainResult:
             fitted = fit(config, data, run, model_dir, dataset.fingerprint, dataset.source)
             metrics = tasks.evaluate(run, fitted, data, config)
             model_uri = tasks.log_model(run, fitted, data, config) if config.tracking.log_model else None
+            registered = (
+                tasks.register(run, model_uri, config, fitted, splits, dataset.fingerprint) if model_uri else None
+            )
             predictions = None
             if config.predict is not None:
                 spec = config.predict
@@ -148,6 +158,8 @@ def train_flow(config: PipelineConfig) -> TrainResult:
         "model_dir": model_dir,
         "model": model_uri or "not logged",
     }
+    if registered is not None:
+        details["registered"] = f"{registered.name} version {registered.version} (@{registered.alias})"
     if predictions is not None:
         details["predictions"] = f"{predictions.output} ({predictions.rows} rows)"
     create_markdown_artifact(
@@ -167,6 +179,9 @@ def train_flow(config: PipelineConfig) -> TrainResult:
         predictions=predictions.output if predictions is not None else None,
         flow_run_id=str(flow_run.id) if flow_run.id else None,
         seconds=time.perf_counter() - started,
+        registered_model=registered.name if registered else None,
+        model_version=registered.version if registered else None,
+        model_alias=registered.alias if registered else None,
     )
 
 

@@ -21,7 +21,7 @@ HIGHER_IS_BETTER = frozenset(
         *(f"{m}{a}" for m in ("precision", "recall", "f1") for a in ("", "_macro", "_micro", "_weighted")),
     }
 )
-LOWER_IS_BETTER = frozenset({"loss", "mse", "rmse", "mae"})
+LOWER_IS_BETTER = frozenset({"loss", "log_loss", "mse", "rmse", "mae"})
 
 
 def higher_is_better(metric: str) -> bool:

@@ -33,7 +33,18 @@ from flows.config import PipelineConfig, SqlSource
 from flows.data import Dataset, Splits
 from flows.training import TrainingData
 
-__all__ = ["Fitted", "build_feeders", "evaluate", "fit", "ingest", "log_model", "predict", "split", "validate"]
+__all__ = [
+    "Fitted",
+    "build_feeders",
+    "evaluate",
+    "fit",
+    "ingest",
+    "log_model",
+    "predict",
+    "register",
+    "split",
+    "validate",
+]
 
 logger = logging.getLogger("skflow")
 
@@ -108,8 +119,17 @@ def evaluate(run: Any, fitted: Fitted, data: TrainingData, config: PipelineConfi
 
 @task(name="log-model", retries=1, retry_delay_seconds=2, **_IN_PROCESS)
 def log_model(run: Any, fitted: Fitted, data: TrainingData, config: PipelineConfig) -> str | None:
-    """Log the model as the run's pyfunc model (and register it); returns its URI, or None."""
+    """Log the model as the run's pyfunc model; returns its `models:/<id>` URI."""
     return evaluation.log_trained_model(run, fitted.estimator, data, config, fitted.step)
+
+
+@task(name="register", retries=1, retry_delay_seconds=2, **_IN_PROCESS)
+def register(
+    run: Any, model_uri: str, config: PipelineConfig, fitted: Fitted, splits: Splits, fingerprint: str
+) -> evaluation.RegisteredVersion:
+    """Register the logged model as a new version of the pipeline's registered model, aliased
+    `champion` (the first) or `challenger`."""
+    return evaluation.register_trained_model(run, model_uri, config, fitted.model_dir, splits.train, fingerprint)
 
 
 @task(name="predict", **_IN_PROCESS)
