@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 from pathlib import Path
@@ -435,7 +436,7 @@ def load_config(source: str | os.PathLike | dict[str, Any], overrides: list[str]
     import yaml
 
     if isinstance(source, dict):
-        data, where = dict(source), "config"
+        data, where = copy.deepcopy(source), "config"  # --set overrides must not change the caller's dict
     else:
         path = Path(source)
         if not path.is_file():

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["DriftReport", "SchemaError", "check_schema", "column_kinds", "drift_report", "population_stability_index"]
+__all__ = [
+    "DriftReport",
+    "SchemaError",
+    "check_kinds",
+    "check_schema",
+    "column_kinds",
+    "drift_report",
+    "dtype_kind",
+    "population_stability_index",
+]
 
 PSI_MODERATE = 0.1
 PSI_MAJOR = 0.25
@@ -41,6 +50,20 @@ def column_kinds(frame: pd.DataFrame) -> dict[str, str]:
     return kinds
 
 
+def dtype_kind(dtype: str) -> str:
+    """The kind ("numeric", "bool", "datetime" or "categorical") of a dtype as text: a pandas dtype
+    ("float64", "object", "category"), an Arrow type ("double", "large_string", "timestamp[ns]") or an
+    MLflow signature type ("float", "long", "string", "boolean")."""
+    lowered = dtype.lower()
+    if lowered.startswith("bool"):
+        return "bool"
+    if "date" in lowered or "time" in lowered:
+        return "datetime"
+    if lowered.startswith(("int", "uint", "float", "double", "long", "halffloat", "decimal")):
+        return "numeric"
+    return "categorical"
+
+
 def check_schema(expected: Mapping[str, str], current: pd.DataFrame, where: str = "the new data") -> None:
     """Raise `SchemaError` naming every column the model expects that is missing from `current`,
     and every column whose kind changed (numeric -> categorical, ...). Extra columns are fine.
@@ -50,7 +73,15 @@ def check_schema(expected: Mapping[str, str], current: pd.DataFrame, where: str 
         current: the new data.
         where: how to call the new data in the message.
     """
-    kinds = column_kinds(current)
+    check_kinds(expected, column_kinds(current), where)
+
+
+def check_kinds(expected: Mapping[str, str], kinds: Mapping[str, str], where: str = "the new data") -> None:
+    """`check_schema` on column -> kind mappings (e.g. a source's schema through `dtype_kind`).
+
+    Raises:
+        SchemaError: naming the missing columns, the retyped ones (expected -> received kind) and the fix.
+    """
     missing = [c for c in expected if c not in kinds]
     retyped = [f"{c!r} ({expected[c]} -> {kinds[c]})" for c in expected if c in kinds and kinds[c] != expected[c]]
     problems = []

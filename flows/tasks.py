@@ -85,13 +85,23 @@ def build_feeders(splits: Splits, config: PipelineConfig) -> TrainingData:
 
 
 @task(name="fit", retries=1, retry_delay_seconds=0, **_IN_PROCESS)
-def fit(config: PipelineConfig, data: TrainingData, run: Any, model_dir: str, fingerprint: str, source: str) -> Fitted:
-    """Train to the configured global step in `model_dir`, resuming from its checkpoints, recording into `run`."""
+def fit(
+    config: PipelineConfig,
+    data: TrainingData,
+    run: Any,
+    model_dir: str,
+    fingerprint: str,
+    source: str,
+    start_step: int = 0,
+) -> Fitted:
+    """Train to the configured global step in `model_dir`, resuming from its checkpoints, recording
+    into `run`; `start_step`: the step of checkpoints a warm start copied there (the fit trains the
+    configured steps beyond it)."""
     from prefect.runtime import task_run
 
     if task_run.run_count > 1:
         logger.info("Attempt %d of the fit: resuming from the checkpoints in %s.", task_run.run_count, model_dir)
-    target = training.total_steps(config.fit, data.train_rows)
+    target = start_step + training.total_steps(config.fit, data.train_rows)
     estimator = training.build_estimator(config, model_dir, target)
     monitors = training.build_monitors(config, data, run, fingerprint, source)
     try:
