@@ -1,6 +1,7 @@
 """`skflow`: run pipelines from the shell.
 
     skflow run CONFIG [--set key.path=value ...]   train (and predict) as the YAML config says
+    skflow retrain CONFIG [--set key.path=value ...] retrain on new data; promote the challenger if better
     skflow predict MODEL_URI SOURCE OUTPUT         batch predictions with a logged model
     skflow runs [EXPERIMENT]                       the runs, best first
     skflow ui                                      the MLflow UI on the project's runs
@@ -115,6 +116,59 @@ def run(
     from flows.reports import print_result
 
     print_result(result)
+
+
+@app.command()
+def retrain(
+    config: Annotated[str, typer.Argument(help="The pipeline's YAML file (its retrain: section).")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a field: --set retrain.min_delta=0.01 (repeatable; values are YAML)."),
+    ] = None,
+) -> None:
+    """Retrain on the newest data; the challenger replaces the champion only if it is better by min_delta."""
+    from flows.foreground import start_local_server
+    from flows.server import use_server_environment
+
+    _quiet_tensorflow()
+    _project_imports()
+    use_server_environment()
+    server = start_local_server()
+    from flows.config import ConfigError, load_config
+    from flows.sources import check_columns
+
+    try:
+        pipeline = load_config(config, set_ or [])
+        pipeline.check_retrainable()
+        check_columns(pipeline)
+    except ConfigError as exc:
+        if server is not None:
+            server.stop()
+        _err(f"Invalid config: {exc}")
+        raise typer.Exit(USAGE) from None
+    from flows.foreground import without_heartbeats
+    from flows.retrain import retrain_flow
+
+    try:
+        if server is not None:
+            server.wait()
+        with without_heartbeats():
+            result = retrain_flow(pipeline)
+    except KeyboardInterrupt:
+        _err("Interrupted: the MLflow run is KILLED; the champion is unchanged.")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # noqa: BLE001 - every failure is reported the same way
+        _err(f"Retrain failed: {type(exc).__name__}: {exc}")
+        for note in getattr(exc, "__notes__", []):
+            _err(note)
+        raise typer.Exit(FAILED) from None
+    typer.echo(result.summary)
+    if not result.skipped:
+        champion = "-" if result.champion_score is None else f"{result.champion_score:.6g}"
+        typer.echo(
+            f"{result.metric}: champion {champion}, challenger {result.challenger_score:.6g} "
+            f"(MLflow run {result.run_id}); drifted features: {', '.join(result.drifted) or 'none'}"
+        )
 
 
 @app.command()

@@ -404,6 +404,21 @@ class PipelineConfig(_Strict):
         default = [] if classifier is None else (["accuracy", "log_loss"] if classifier else ["r2", "mse"])
         return list(dict.fromkeys(m for m in [*self.metrics, *default] if m != "mean_prediction"))
 
+    def check_retrainable(self) -> str:
+        """What a retrain needs beyond what loading checks; returns the metric it judges models on.
+
+        Raises:
+            ConfigError: models are not logged (`tracking.log_model: false`), or there is no metric
+                to judge on (a custom model_fn with neither `metrics` nor `estimator.task`).
+        """
+        if not self.tracking.log_model:
+            raise ConfigError("a retrain compares logged models: set tracking.log_model: true")
+        if self.retrain_metric is None:
+            raise ConfigError(
+                "a retrain needs a metric to judge the models on: set retrain.metric, metrics, or estimator.task"
+            )
+        return self.retrain_metric
+
     @property
     def registered_model_name(self) -> str:
         """The registered model this pipeline's models are versions of (`tracking.registered_model`,

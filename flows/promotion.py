@@ -1,6 +1,7 @@
 """Champion/challenger: which of two models serves, judged on the same fresh data, with the reason.
 
-`decide` compares the challenger's score with the champion's on one metric, knowing whether higher
+`score_model` scores a logged model's predictions of held-out rows (`score_predictions`: the same
+code for champion and challenger, whatever estimator each is); `decide` compares the challenger's score with the champion's on one metric, knowing whether higher
 or lower is better, and promotes only when the challenger wins by at least `min_delta`. The
 `Decision` carries both scores and a sentence saying why, which the retraining flow records on the
 challenger's MLflow run, on its model version and in a Prefect artifact.
@@ -10,8 +11,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
-__all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "Decision", "decide", "higher_is_better"]
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "LOWER_IS_BETTER",
+    "Decision",
+    "decide",
+    "higher_is_better",
+    "score_model",
+    "score_predictions",
+]
 
 HIGHER_IS_BETTER = frozenset(
     {
@@ -138,3 +151,86 @@ def decide(metric: str, champion_score: float | None, challenger_score: float, m
         f"promotion needs an improvement of at least {min_delta:g}."
     )
     return Decision(False, metric, champion_score, challenger_score, delta, min_delta, reason)
+
+
+def score_predictions(predictions: pd.DataFrame, y: Any, metric: str) -> float:
+    """`metric` of a logged model's predictions (the columns skflow's pyfunc gives: `classes`,
+    `class_ids`, `probabilities_<i>`, or `predictions`) against the true values `y`.
+
+    Raises:
+        ValueError: a metric these predictions cannot give (e.g. `auc` without probabilities).
+    """
+    from sklearn import metrics as skm
+
+    name = metric.removeprefix("eval_")
+    y = np.asarray(y)
+    if name in ("mse", "rmse", "mae", "r2"):
+        column = "predictions" if "predictions" in predictions else predictions.columns[0]
+        predicted = predictions[column].to_numpy(dtype=np.float64)
+        if name == "r2":
+            return float(skm.r2_score(y, predicted))
+        if name == "mae":
+            return float(skm.mean_absolute_error(y, predicted))
+        mse = float(skm.mean_squared_error(y, predicted))
+        return float(np.sqrt(mse)) if name == "rmse" else mse
+    labels = pd.Series(y).astype(str).to_numpy()
+    if "classes" in predictions:
+        predicted = predictions["classes"].astype(str).to_numpy()
+    elif "class_ids" in predictions:
+        predicted = predictions["class_ids"].astype(str).to_numpy()
+    else:
+        raise ValueError(f"cannot score {metric!r}: the model's predictions {list(predictions)} hold no classes")
+    if name == "accuracy":
+        return float(skm.accuracy_score(labels, predicted))
+    if name.startswith(("precision", "recall", "f1")):
+        base, _, average = name.partition("_")
+        score = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[base]
+        if average:
+            return float(score(labels, predicted, average=average, zero_division=0))
+        return float(score(labels, predicted, pos_label=sorted(set(labels) | set(predicted))[-1], zero_division=0))
+    if name in ("auc", "log_loss"):
+        probability_columns = sorted(
+            (c for c in predictions if str(c).startswith("probabilities_")), key=lambda c: int(str(c).split("_")[-1])
+        )
+        if not probability_columns:
+            raise ValueError(
+                f"cannot score {metric!r}: the model's predictions {list(predictions)} hold no probabilities"
+            )
+        probabilities = predictions[probability_columns].to_numpy(dtype=np.float64)
+        ids = _class_ids(labels, predictions, len(probability_columns))
+        if name == "log_loss":
+            return float(skm.log_loss(ids, probabilities, labels=list(range(len(probability_columns)))))
+        if len(probability_columns) == 2:
+            return float(skm.roc_auc_score(ids == 1, probabilities[:, 1]))
+        return float(
+            skm.roc_auc_score(ids, probabilities, multi_class="ovr", labels=list(range(len(probability_columns))))
+        )
+    raise ValueError(f"cannot score {metric!r} from a model's predictions")
+
+
+def _class_ids(labels: np.ndarray, predictions: pd.DataFrame, n_classes: int) -> np.ndarray:
+    """The probability column of each true label: learned from the predictions' (classes, class_ids)
+    pairs; labels never predicted are their own id when they are integers below `n_classes`."""
+    mapping: dict[str, int] = {}
+    if "classes" in predictions and "class_ids" in predictions:
+        pairs = zip(predictions["classes"].astype(str), predictions["class_ids"].astype(int), strict=True)
+        mapping = dict(pairs)
+    ids = []
+    for label in labels:
+        if label in mapping:
+            ids.append(mapping[label])
+        elif label.lstrip("-").isdigit() and 0 <= int(label) < n_classes:
+            ids.append(int(label))
+        else:
+            raise ValueError(f"cannot score probabilities: class {label!r} of the held-out rows is never predicted")
+    return np.asarray(ids)
+
+
+def score_model(model_uri: str, rows: pd.DataFrame, target: str, metric: str, tracking_uri: str) -> float:
+    """Load a logged model and score `metric` of its predictions of `rows` (every column the model takes)."""
+    from flows.prediction import load_logged_model, model_predictor
+
+    model = load_logged_model(model_uri, tracking_uri)
+    predict, columns = model_predictor(model)
+    features = rows[columns] if columns is not None else rows.drop(columns=[target])
+    return score_predictions(predict(features), rows[target], metric)

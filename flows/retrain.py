@@ -46,13 +46,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import tasks
-from flows.config import ConfigError, PipelineConfig, load_config
+from flows.config import PipelineConfig, load_config
 from flows.data import Dataset, read_part
 from flows.drift import DriftReport, check_kinds, drift_report, dtype_kind
 from flows.promotion import Decision, decide
@@ -62,11 +60,14 @@ from flows.sources import check_columns, describe, read_source, source_columns, 
 __all__ = [
     "Champion",
     "RetrainResult",
+    "check_source_schema",
     "data_fingerprint",
+    "drift_against_champion",
     "find_champion",
     "last_fingerprint",
+    "log_drift",
+    "record_decision",
     "retrain_flow",
-    "score_predictions",
     "select_rows",
     "warm_start_from",
 ]
@@ -277,87 +278,52 @@ def warm_start_from(champion_dir: str, model_dir: str) -> int:
     return step
 
 
-def score_predictions(predictions: pd.DataFrame, y: Any, metric: str) -> float:
-    """`metric` of a logged model's predictions (the columns skflow's pyfunc gives: `classes`,
-    `class_ids`, `probabilities_<i>`, or `predictions`) against the true values `y`.
-
-    Raises:
-        ValueError: a metric these predictions cannot give (e.g. `auc` without probabilities).
-    """
-    from sklearn import metrics as skm
-
-    name = metric.removeprefix("eval_")
-    y = np.asarray(y)
-    if name in ("mse", "rmse", "mae", "r2"):
-        column = "predictions" if "predictions" in predictions else predictions.columns[0]
-        predicted = predictions[column].to_numpy(dtype=np.float64)
-        if name == "r2":
-            return float(skm.r2_score(y, predicted))
-        if name == "mae":
-            return float(skm.mean_absolute_error(y, predicted))
-        mse = float(skm.mean_squared_error(y, predicted))
-        return float(np.sqrt(mse)) if name == "rmse" else mse
-    labels = pd.Series(y).astype(str).to_numpy()
-    if "classes" in predictions:
-        predicted = predictions["classes"].astype(str).to_numpy()
-    elif "class_ids" in predictions:
-        predicted = predictions["class_ids"].astype(str).to_numpy()
-    else:
-        raise ValueError(f"cannot score {metric!r}: the model's predictions {list(predictions)} hold no classes")
-    if name == "accuracy":
-        return float(skm.accuracy_score(labels, predicted))
-    if name.startswith(("precision", "recall", "f1")):
-        base, _, average = name.partition("_")
-        score = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[base]
-        if average:
-            return float(score(labels, predicted, average=average, zero_division=0))
-        return float(score(labels, predicted, pos_label=sorted(set(labels) | set(predicted))[-1], zero_division=0))
-    if name in ("auc", "log_loss"):
-        probability_columns = sorted(
-            (c for c in predictions if str(c).startswith("probabilities_")), key=lambda c: int(str(c).split("_")[-1])
-        )
-        if not probability_columns:
-            raise ValueError(
-                f"cannot score {metric!r}: the model's predictions {list(predictions)} hold no probabilities"
-            )
-        probabilities = predictions[probability_columns].to_numpy(dtype=np.float64)
-        ids = _class_ids(labels, predictions, len(probability_columns))
-        if name == "log_loss":
-            return float(skm.log_loss(ids, probabilities, labels=list(range(len(probability_columns)))))
-        if len(probability_columns) == 2:
-            return float(skm.roc_auc_score(ids == 1, probabilities[:, 1]))
-        return float(
-            skm.roc_auc_score(ids, probabilities, multi_class="ovr", labels=list(range(len(probability_columns))))
-        )
-    raise ValueError(f"cannot score {metric!r} from a model's predictions")
+def drift_against_champion(champion: Champion | None, dataset: Dataset, features: list[str]) -> DriftReport | None:
+    """Per-feature drift of the new rows (`dataset`) against the champion's training rows; None
+    (with a warning) when there is no champion or its training rows are gone."""
+    if champion is None or not champion.train_data or not os.path.exists(champion.train_data):
+        logger.warning("No drift report: the champion's training rows are not available (%s).", champion)
+        return None
+    reference = read_part(champion.train_data)
+    shared = [c for c in features if c in reference.columns]
+    current = read_source(dataset.path, columns=shared)
+    return drift_report(reference[shared], current[shared])
 
 
-def _class_ids(labels: np.ndarray, predictions: pd.DataFrame, n_classes: int) -> np.ndarray:
-    """The probability column of each true label: learned from the predictions' (classes, class_ids)
-    pairs; labels never predicted are their own id when they are integers below `n_classes`."""
-    mapping: dict[str, int] = {}
-    if "classes" in predictions and "class_ids" in predictions:
-        pairs = zip(predictions["classes"].astype(str), predictions["class_ids"].astype(int), strict=True)
-        mapping = dict(pairs)
-    ids = []
-    for label in labels:
-        if label in mapping:
-            ids.append(mapping[label])
-        elif label.lstrip("-").isdigit() and 0 <= int(label) < n_classes:
-            ids.append(int(label))
-        else:
-            raise ValueError(f"cannot score probabilities: class {label!r} of the held-out rows is never predicted")
-    return np.asarray(ids)
+def log_drift(run: Any, report: DriftReport) -> None:
+    """Log a drift report to `run`: `drift/drift.md`, `drift/drift.json` and the metric `drift_psi_max`."""
+    from flows.tracking.store import bounded_requests, get_client
+
+    client = get_client(run.tracking_uri)
+    with bounded_requests(timeout=60):
+        client.log_text(run.run_id, report.to_markdown(), "drift/drift.md")
+        client.log_dict(run.run_id, {"features": report.to_records()}, "drift/drift.json")
+        if len(report.table):
+            client.log_metric(run.run_id, "drift_psi_max", float(report.table["psi"].max()))
 
 
-def score_model(model_uri: str, rows: pd.DataFrame, target: str, metric: str, tracking_uri: str) -> float:
-    """Load a logged model and score `metric` of its predictions of `rows` (every column the model takes)."""
-    from flows.prediction import load_logged_model, model_predictor
+def record_decision(run: Any, decision: Decision, registered: Any, fingerprint: str) -> None:
+    """Record a champion/challenger decision: its tags (`skflow.promotion.*`) on the challenger's run
+    and model version, both scores as run metrics (`retrain.champion_<metric>`,
+    `retrain.challenger_<metric>`); move `champion` to the challenger when it won; remember the
+    data's fingerprint on the registered model (the next retrain's "no new data" test)."""
+    from flows.tracking.registry import CHAMPION, set_alias, set_registered_model_tag, set_version_tags
+    from flows.tracking.store import bounded_requests, get_client
 
-    model = load_logged_model(model_uri, tracking_uri)
-    predict, columns = model_predictor(model)
-    features = rows[columns] if columns is not None else rows.drop(columns=[target])
-    return score_predictions(predict(features), rows[target], metric)
+    tags = decision.as_tags()
+    metrics = {f"retrain.challenger_{decision.metric}": decision.challenger_score}
+    if decision.champion_score is not None:
+        metrics[f"retrain.champion_{decision.metric}"] = decision.champion_score
+    client = get_client(run.tracking_uri)
+    with bounded_requests():
+        for key, value in tags.items():
+            client.set_tag(run.run_id, key, value)
+        for key, value in metrics.items():
+            client.log_metric(run.run_id, key, value)
+    set_version_tags(registered.name, registered.version, tags, tracking_uri=run.tracking_uri)
+    if decision.promote:
+        set_alias(registered.name, CHAMPION, registered.version, tracking_uri=run.tracking_uri)
+    set_registered_model_tag(registered.name, FINGERPRINT_TAG, fingerprint, tracking_uri=run.tracking_uri)
 
 
 # ---------------------------------------------------------------------------------------- tasks
@@ -371,80 +337,6 @@ def fingerprint_task(config: PipelineConfig) -> str:
 def check_schema_task(config: PipelineConfig, champion: Champion) -> None:
     """The source's columns and kinds against the champion's signature (`check_source_schema`)."""
     check_source_schema(config, champion)
-
-
-@task(name="select-window", **_IN_PROCESS)
-def select_window_task(dataset: Dataset, config: PipelineConfig, directory: str) -> Dataset:
-    """The rows in the retrain window (`select_rows`)."""
-    return select_rows(dataset, config, directory)
-
-
-@task(name="drift", **_IN_PROCESS)
-def drift_task(run: Any, champion: Champion | None, dataset: Dataset, features: list[str]) -> DriftReport | None:
-    """Drift of the new rows against the champion's training rows, logged to `run` (`drift/drift.md`,
-    `drift/drift.json`, metric `drift_psi_max`) and as a Prefect table; None without a reference."""
-    from prefect.artifacts import create_table_artifact
-
-    from flows.lineage import artifact_key
-    from flows.tracking.store import bounded_requests, get_client
-
-    if champion is None or not champion.train_data or not os.path.exists(champion.train_data):
-        logger.warning("No drift report: the champion's training rows are not available (%s).", champion)
-        return None
-    reference = read_part(champion.train_data)
-    current = read_source(dataset.path, columns=[c for c in features if c in reference.columns] or None)
-    shared = [c for c in features if c in reference.columns and c in current.columns]
-    report = drift_report(reference[shared], current[shared])
-    client = get_client(run.tracking_uri)
-    with bounded_requests(timeout=60):
-        client.log_text(run.run_id, report.to_markdown(), "drift/drift.md")
-        client.log_dict(run.run_id, {"features": report.to_records()}, "drift/drift.json")
-        if len(report.table):
-            client.log_metric(run.run_id, "drift_psi_max", float(report.table["psi"].max()))
-    create_table_artifact(
-        report.to_records(),
-        key=artifact_key(f"{champion.name}-drift"),
-        description=f"Drift of {report.current_rows} new rows against champion version {champion.version}'s "
-        f"{report.reference_rows} training rows (PSI > 0.25: major)",
-    )
-    return report
-
-
-@task(name="compare", **_IN_PROCESS)
-def compare_task(
-    champion: Champion | None, challenger_uri: str, eval_path: str, config: PipelineConfig, tracking_uri: str
-) -> tuple[float | None, float]:
-    """Score champion and challenger with the same code on the same held-out rows (`eval_path`)."""
-    metric = config.retrain_metric
-    rows = read_part(eval_path)
-    challenger = score_model(challenger_uri, rows, config.target, metric, tracking_uri)
-    champion_score = None
-    if champion is not None:
-        champion_score = score_model(champion.model_uri, rows, config.target, metric, tracking_uri)
-    return champion_score, challenger
-
-
-@task(name="promote", retries=1, retry_delay_seconds=2, **_IN_PROCESS)
-def promote_task(run: Any, decision: Decision, registered: Any, fingerprint: str) -> None:
-    """Record the decision on the challenger's run and model version; move `champion` when it won;
-    remember the data's fingerprint on the registered model."""
-    from flows.tracking.registry import CHAMPION, set_alias, set_registered_model_tag, set_version_tags
-    from flows.tracking.store import bounded_requests, get_client
-
-    tags = decision.as_tags()
-    client = get_client(run.tracking_uri)
-    metrics = {f"retrain.challenger_{decision.metric}": decision.challenger_score}
-    if decision.champion_score is not None:
-        metrics[f"retrain.champion_{decision.metric}"] = decision.champion_score
-    with bounded_requests():
-        for key, value in tags.items():
-            client.set_tag(run.run_id, key, value)
-        for key, value in metrics.items():
-            client.log_metric(run.run_id, key, value)
-    set_version_tags(registered.name, registered.version, tags, tracking_uri=run.tracking_uri)
-    if decision.promote:
-        set_alias(registered.name, CHAMPION, registered.version, tracking_uri=run.tracking_uri)
-    set_registered_model_tag(registered.name, FINGERPRINT_TAG, fingerprint, tracking_uri=run.tracking_uri)
 
 
 # ---------------------------------------------------------------------------------------- flow
@@ -498,11 +390,11 @@ class RetrainResult:
 def _retrain_run_name() -> str:
     from prefect.runtime import flow_run
 
-    from flows.pipelines import _slug
+    from flows.lineage import artifact_key
 
     config = flow_run.parameters.get("config")
     experiment = config.experiment if isinstance(config, PipelineConfig) else (config or {}).get("experiment", "model")
-    return f"retrain-{_slug(str(experiment))}-{datetime.now():%Y%m%d-%H%M%S}"
+    return f"retrain-{artifact_key(str(experiment))}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 @flow(name="retrain", flow_run_name=_retrain_run_name, persist_result=False)
@@ -527,20 +419,13 @@ def retrain_flow(config: PipelineConfig) -> RetrainResult:
     from prefect.runtime import flow_run
 
     from flows.lineage import artifact_key, finish_run, start_run
-    from flows.pipelines import _slug
     from flows.run_logs import skflow_logs_in_prefect
     from flows.tracking.store import resolve_store
 
     started = time.perf_counter()
     use_server_environment()
     config = config if isinstance(config, PipelineConfig) else load_config(config)
-    if not config.tracking.log_model:
-        raise ConfigError("a retrain compares logged models: set tracking.log_model: true")
-    metric = config.retrain_metric
-    if metric is None:
-        raise ConfigError(
-            "a retrain needs a metric to judge the models on: set retrain.metric, metrics, or estimator.task"
-        )
+    metric = config.check_retrainable()
     name = config.registered_model_name
     tracking_uri = resolve_store(config.tracking.uri).tracking_uri
     flow_run_id = str(flow_run.id) if flow_run.id else None
@@ -568,6 +453,10 @@ def retrain_flow(config: PipelineConfig) -> RetrainResult:
     if champion is not None:
         check_schema_task(config, champion)  # before any run or model_dir exists
     check_columns(config)
+    # Imported here: a retrain with nothing new never loads TensorFlow (a scheduled run stays cheap).
+    from flows import tasks
+    from flows.pipelines import _slug
+
     with skflow_logs_in_prefect():
         tags = {"skflow.retrain": "true", "skflow.registered_model": name}
         if champion is not None:
@@ -581,10 +470,10 @@ def retrain_flow(config: PipelineConfig) -> RetrainResult:
         fit = tasks.fit.with_options(retries=retries.fit, retry_delay_seconds=retries.delay_seconds)
         try:
             dataset = ingest(config.source, data_dir, config.fit.memory_budget_mb)
-            dataset = select_window_task(dataset, config, data_dir)
+            dataset = tasks.select_window(dataset, config, data_dir)
             features = tasks.validate(dataset, config)
             splits = tasks.split(dataset, config, features, data_dir)
-            drift = drift_task(run, champion, dataset, features)
+            drift = tasks.drift(run, champion, dataset, features)
             data = tasks.build_feeders(splits, config)
             start_step = 0
             if config.retrain.warm_start and champion is not None:
@@ -598,9 +487,9 @@ def retrain_flow(config: PipelineConfig) -> RetrainResult:
             metrics = tasks.evaluate(run, fitted, data, config)
             model_uri = tasks.log_model(run, fitted, data, config)
             registered = tasks.register(run, model_uri, config, fitted, splits, dataset.fingerprint)
-            champion_score, challenger_score = compare_task(champion, model_uri, splits.eval, config, tracking_uri)
+            champion_score, challenger_score = tasks.compare(champion, model_uri, splits.eval, config, tracking_uri)
             decision = decide(metric, champion_score, challenger_score, config.retrain.min_delta)
-            promote_task(run, decision, registered, fingerprint)
+            tasks.promote(run, decision, registered, fingerprint)
         except BaseException as exc:
             try:
                 status = f"ended {finish_run(run, exc)}"

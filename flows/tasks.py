@@ -1,5 +1,6 @@
 """The pipeline's Prefect tasks: a few lines each around library code (`flows.data`,
-`flows.training`, `flows.evaluation`, `flows.prediction`).
+`flows.training`, `flows.evaluation`, `flows.prediction`, and for retraining `flows.retrain` and
+`flows.promotion`).
 
 Cache and result settings, chosen on purpose: every task runs with `cache_policy=NO_CACHE` and
 `persist_result=False`.
@@ -28,9 +29,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows import data as data_steps
-from flows import evaluation, prediction, training
+from flows import evaluation, prediction, retrain, training
 from flows.config import PipelineConfig, SqlSource
-from flows.data import Dataset, Splits
+from flows.data import Dataset, Splits, read_part
+from flows.drift import DriftReport
+from flows.promotion import Decision, score_model
+from flows.retrain import Champion
 from flows.training import TrainingData
 
 __all__ = [
@@ -40,8 +44,12 @@ __all__ = [
     "fit",
     "ingest",
     "log_model",
+    "compare",
+    "drift",
     "predict",
+    "promote",
     "register",
+    "select_window",
     "split",
     "validate",
 ]
@@ -162,3 +170,52 @@ def predict(
     else:
         raise ValueError("predict needs a model URI or a fitted estimator")
     return prediction.predict_to_file(predictor, source, output, columns=columns, id_column=id_column)
+
+
+# ---------------------------------------------------------------------------------------- retraining
+@task(name="select-window", **_IN_PROCESS)
+def select_window(dataset: Dataset, config: PipelineConfig, directory: str) -> Dataset:
+    """The rows in the retrain window (`flows.retrain.select_rows`)."""
+    return retrain.select_rows(dataset, config, directory)
+
+
+@task(name="drift", **_IN_PROCESS)
+def drift(run: Any, champion: Champion | None, dataset: Dataset, features: list[str]) -> DriftReport | None:
+    """Drift of the new rows against the champion's training rows, logged to `run` and shown as a
+    Prefect table (`flows.retrain.drift_against_champion`); None without a reference."""
+    from prefect.artifacts import create_table_artifact
+
+    from flows.lineage import artifact_key
+
+    report = retrain.drift_against_champion(champion, dataset, features)
+    if report is None:
+        return None
+    retrain.log_drift(run, report)
+    create_table_artifact(
+        report.to_records(),
+        key=artifact_key(f"{champion.name}-drift"),
+        description=f"Drift of {report.current_rows} new rows against champion version {champion.version}'s "
+        f"{report.reference_rows} training rows (PSI > 0.25: major)",
+    )
+    return report
+
+
+@task(name="compare", **_IN_PROCESS)
+def compare(
+    champion: Champion | None, challenger_uri: str, eval_path: str, config: PipelineConfig, tracking_uri: str
+) -> tuple[float | None, float]:
+    """Score champion and challenger with the same code on the same held-out rows (`eval_path`):
+    (champion's score or None without a champion, challenger's score)."""
+    rows = read_part(eval_path)
+    scores = [
+        score_model(uri, rows, config.target, config.retrain_metric, tracking_uri)
+        for uri in (champion.model_uri if champion else None, challenger_uri)
+        if uri is not None
+    ]
+    return (None, *scores) if champion is None else tuple(scores)
+
+
+@task(name="promote", retries=1, retry_delay_seconds=2, **_IN_PROCESS)
+def promote(run: Any, decision: Decision, registered: evaluation.RegisteredVersion, fingerprint: str) -> None:
+    """Record the decision and move `champion` when the challenger won (`flows.retrain.record_decision`)."""
+    retrain.record_decision(run, decision, registered, fingerprint)

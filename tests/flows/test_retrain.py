@@ -199,3 +199,33 @@ def test_retrain_settings_are_checked_when_the_config_loads(tmp_path):
     with pytest.raises(ConfigError, match="retrain.min_delta"):
         load_config(base, ["retrain.min_delta=-0.1"])
     assert load_config(base).registered_model_name == NAME
+
+
+def _write_config(store, path, **changes):
+    import json
+
+    _, make, _ = store
+    config = make().model_dump(mode="json", exclude_none=True)
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        config[section][field] = value
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_skflow_retrain_prints_the_decision_and_exits_0_when_there_is_nothing_new(store, tmp_path, prefect_api):
+    from tests.flows.test_cli import skflow
+
+    config = _write_config(store, tmp_path / "retrain.yaml")
+    done = skflow("retrain", str(config), cwd=tmp_path, env={"PREFECT_API_URL": prefect_api})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{NAME}: nothing trained. No new data since the last retrain" in done.stdout
+
+
+def test_skflow_retrain_exits_2_on_a_config_that_cannot_retrain(store, tmp_path):
+    from tests.flows.test_cli import skflow
+
+    config = _write_config(store, tmp_path / "retrain.yaml", tracking__log_model=False)
+    done = skflow("retrain", str(config), cwd=tmp_path, env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert done.returncode == 2
+    assert "Invalid config: a retrain compares logged models: set tracking.log_model: true" in done.stderr
