@@ -41,10 +41,7 @@ LOWER_IS_BETTER = ("loss", "log_loss", "mse", "rmse", "mae")
 
 
 def primary_metric(config: PipelineConfig) -> tuple[str, str]:
-    """The logged model is the estimator's SavedModel export (the best checkpoint with `fit.keep_best`),
-    serving the training columns as they are.
-
-    The run's primary metric (`eval_<name>`) and whether higher ("max") or lower ("min") is better."""
+    """The run's primary metric (`eval_<name>`) and whether higher ("max") or lower ("min") is better."""
     chosen = next((m for m in config.metrics if m != "mean_prediction"), None)
     if chosen is None:
         if config.estimator.name is None:

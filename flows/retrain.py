@@ -54,7 +54,6 @@ from flows.config import PipelineConfig, load_config
 from flows.data import Dataset, read_part
 from flows.drift import DriftReport, check_kinds, drift_report, dtype_kind
 from flows.promotion import Decision, decide
-from flows.server import use_server_environment
 from flows.sources import check_columns, describe, read_source, source_columns, source_fingerprint
 
 __all__ = [
@@ -64,7 +63,7 @@ __all__ = [
     "data_fingerprint",
     "drift_against_champion",
     "find_champion",
-    "last_fingerprint",
+    "seen_fingerprints",
     "log_drift",
     "record_decision",
     "retrain_flow",
@@ -154,7 +153,7 @@ def data_fingerprint(config: PipelineConfig) -> str:
     return hashlib.sha256(f"{base}\0{window}".encode()).hexdigest()
 
 
-def last_fingerprint(name: str, champion: Champion | None, tracking_uri: str | None = None) -> set[str]:
+def seen_fingerprints(name: str, champion: Champion | None, tracking_uri: str | None = None) -> set[str]:
     """The fingerprints counted as "no new data": the last retrain's (a tag on the registered model)
     and the champion's training data's."""
     from flows.tracking.registry import registered_model_tags
@@ -423,7 +422,9 @@ def retrain_flow(config: PipelineConfig) -> RetrainResult:
     from flows.tracking.store import resolve_store
 
     started = time.perf_counter()
-    use_server_environment()
+    from flows.server import use_server_environment  # only its cheap environment module
+
+    use_server_environment()  # the credentials of a `skflow server --auth` the URLs point at
     config = config if isinstance(config, PipelineConfig) else load_config(config)
     metric = config.check_retrainable()
     name = config.registered_model_name
@@ -432,7 +433,7 @@ def retrain_flow(config: PipelineConfig) -> RetrainResult:
     key = artifact_key(f"{name}-retrain")
     champion = find_champion(name, tracking_uri)
     fingerprint = fingerprint_task(config)
-    if fingerprint in last_fingerprint(name, champion, tracking_uri):
+    if fingerprint in seen_fingerprints(name, champion, tracking_uri):
         reason = (
             f"No new data since the last retrain: source {describe(config.source)!r} has the same fingerprint "
             f"({fingerprint[:12]}) as the data champion version "
