@@ -226,11 +226,24 @@ def _class_ids(labels: np.ndarray, predictions: pd.DataFrame, n_classes: int) ->
     return np.asarray(ids)
 
 
-def score_model(model_uri: str, rows: pd.DataFrame, target: str, metric: str, tracking_uri: str) -> float:
-    """Load a logged model and score `metric` of its predictions of `rows` (every column the model takes)."""
-    from flows.prediction import load_logged_model, model_predictor
+def score_model(
+    model_uri: str | None,
+    rows: pd.DataFrame,
+    target: str,
+    metric: str,
+    tracking_uri: str | None = None,
+    estimator: Any = None,
+    features: list[str] | None = None,
+) -> float:
+    """Score `metric` of a model's predictions of `rows`: a logged model (`model_uri`, loaded), or an
+    estimator in memory (`estimator` with its `features`: the weights a pipeline just logged, whose
+    outputs `flows.prediction.estimator_predictor` names as the logged model names them). Either
+    way the predictions are scored by `score_predictions`."""
+    from flows.prediction import estimator_predictor, load_logged_model, model_predictor
 
-    model = load_logged_model(model_uri, tracking_uri)
-    predict, columns = model_predictor(model)
-    features = rows[columns] if columns is not None else rows.drop(columns=[target])
-    return score_predictions(predict(features), rows[target], metric)
+    if estimator is not None:
+        predict, columns = estimator_predictor(estimator, list(features or []))
+    else:
+        predict, columns = model_predictor(load_logged_model(model_uri, tracking_uri))
+    inputs = rows[columns] if columns is not None else rows.drop(columns=[target])
+    return score_predictions(predict(inputs), rows[target], metric)

@@ -15,8 +15,9 @@ Every `train_flow` registers its model as a version of the pipeline's registered
    as a run artifact (`drift/`) and a Prefect table;
 4. trains the challenger, from scratch or (`retrain.warm_start`) from the champion's checkpoint,
    evaluates, logs and registers it (alias `challenger`; `champion` when there is none yet);
-5. scores champion and challenger with the same code, from their logged models' predictions, on
-   the same newest held-out rows, and promotes the challenger (moves `champion`) only when it wins
+5. scores champion and challenger with the same code (`flows.promotion.score_predictions`) on
+   the same newest held-out rows (the champion from its logged model; the challenger from the
+   estimator in memory, the weights it just logged), and promotes the challenger (moves `champion`) only when it wins
    on `PipelineConfig.retrain_metric` by at least `retrain.min_delta` (`flows.promotion.decide`).
    The decision, both scores and the reason go on the challenger's run (tags
    `skflow.promotion.*`, metrics `retrain.champion_<metric>` / `retrain.challenger_<metric>`), on
@@ -313,12 +314,17 @@ def record_decision(run: Any, decision: Decision, registered: Any, fingerprint: 
     metrics = {f"retrain.challenger_{decision.metric}": decision.challenger_score}
     if decision.champion_score is not None:
         metrics[f"retrain.champion_{decision.metric}"] = decision.champion_score
-    client = get_client(run.tracking_uri)
+    from mlflow.entities import Metric, RunTag
+
+    from flows.tracking.logger import now_ms
+
+    stamp = now_ms()
     with bounded_requests():
-        for key, value in tags.items():
-            client.set_tag(run.run_id, key, value)
-        for key, value in metrics.items():
-            client.log_metric(run.run_id, key, value)
+        get_client(run.tracking_uri).log_batch(
+            run.run_id,
+            metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
     set_version_tags(registered.name, registered.version, tags, tracking_uri=run.tracking_uri)
     if decision.promote:
         set_alias(registered.name, CHAMPION, registered.version, tracking_uri=run.tracking_uri)
@@ -488,7 +494,7 @@ def retrain_flow(config: PipelineConfig) -> RetrainResult:
             metrics = tasks.evaluate(run, fitted, data, config)
             model_uri = tasks.log_model(run, fitted, data, config)
             registered = tasks.register(run, model_uri, config, fitted, splits, dataset.fingerprint)
-            champion_score, challenger_score = tasks.compare(champion, model_uri, splits.eval, config, tracking_uri)
+            champion_score, challenger_score = tasks.compare(champion, fitted, model_uri, splits, config, tracking_uri)
             decision = decide(metric, champion_score, challenger_score, config.retrain.min_delta)
             tasks.promote(run, decision, registered, fingerprint)
         except BaseException as exc:

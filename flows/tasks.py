@@ -202,17 +202,25 @@ def drift(run: Any, champion: Champion | None, dataset: Dataset, features: list[
 
 @task(name="compare", **_IN_PROCESS)
 def compare(
-    champion: Champion | None, challenger_uri: str, eval_path: str, config: PipelineConfig, tracking_uri: str
+    champion: Champion | None,
+    challenger: Fitted,
+    challenger_uri: str,
+    splits: Splits,
+    config: PipelineConfig,
+    tracking_uri: str,
 ) -> tuple[float | None, float]:
-    """Score champion and challenger with the same code on the same held-out rows (`eval_path`):
-    (champion's score or None without a champion, challenger's score)."""
-    rows = read_part(eval_path)
-    scores = [
-        score_model(uri, rows, config.target, config.retrain_metric, tracking_uri)
-        for uri in (champion.model_uri if champion else None, challenger_uri)
-        if uri is not None
-    ]
-    return (None, *scores) if champion is None else tuple(scores)
+    """Score champion and challenger with the same scoring code on the same held-out rows
+    (`splits.eval`): (the champion's score, None without one; the challenger's). The champion is its
+    logged model; the challenger the estimator in memory, which holds the weights just logged (its
+    logged model with `fit.keep_best`, whose best checkpoint is not the latest)."""
+    rows = read_part(splits.eval)
+    metric = config.retrain_metric
+    if config.fit.keep_best:
+        ours = score_model(challenger_uri, rows, config.target, metric, tracking_uri)
+    else:
+        ours = score_model(None, rows, config.target, metric, estimator=challenger.estimator, features=splits.features)
+    theirs = score_model(champion.model_uri, rows, config.target, metric, tracking_uri) if champion else None
+    return theirs, ours
 
 
 @task(name="promote", retries=1, retry_delay_seconds=2, **_IN_PROCESS)
