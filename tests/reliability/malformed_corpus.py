@@ -165,7 +165,10 @@ def _config_file(context: Context, **changes: Any) -> str:
     return _yaml(context, yaml.safe_dump({k: v for k, v in data.items() if v is not None}))
 
 
-def _cli(*args: str) -> Callable[[Context], Any]:
+def _cli(*args: Any, own_store: bool = True) -> Callable[[Context], Any]:
+    """`skflow ARGS` in-process (the CLI's own function, through typer's runner); a `run` writes
+    its model dirs and runs under the context's root."""
+
     def call(context: Context) -> Any:
         from typer.testing import CliRunner
 
@@ -173,9 +176,8 @@ def _cli(*args: str) -> Callable[[Context], Any]:
 
         resolved = [a(context) if callable(a) else a for a in args]
         store = f"tracking.uri=sqlite:///{context.root / 'mlruns' / 'mlflow.db'}"
-        resolved = [*resolved, "--set", f"model_root={context.model_root}", "--set", store]
-        if resolved[0] != "run":
-            resolved = resolved[:-4]
+        if resolved[0] == "run":
+            resolved += ["--set", f"model_root={context.model_root}"] + (["--set", store] if own_store else [])
         env = {"PREFECT_API_URL": "http://127.0.0.1:9/api", "SKFLOW_SERVER_DIR": str(context.root / "no_server")}
         return CliRunner().invoke(app, resolved, env=env, catch_exceptions=True)
 
@@ -281,7 +283,7 @@ CASES: list[Case] = [
     Case(
         "config_tracking_uri_a_directory",
         "skflow run",
-        _run_config(tracking={"uri": "/tmp/skflow-corpus-mlruns"}),
+        _cli("run", lambda c: _config_file(c, tracking={"uri": str(c.root / "mlruns")}), own_store=False),
         r"tracking\.uri.*sqlite:///",
     ),
     Case("config_unknown_estimator", "skflow run", _run_set("estimator.name=DNNClassifer"), r"DNNClassifer"),
