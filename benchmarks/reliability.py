@@ -2,8 +2,9 @@
 
 1. ``kills``: seeded random SIGKILLs of a training process, each followed by a resume.
    - Estimator kills: a subprocess fits ``Estimator(mlp_fn)`` on iris to ``max_steps=TARGET`` with a
-     checkpoint every 25 steps; it is SIGKILLed at a time drawn from ``random.Random(seed)`` (uniform
-     over 2-50 % of the fit's duration, measured by one calibration run first). Then: the latest
+     checkpoint every 25 steps; it is SIGKILLed at a time drawn from ``random.Random(seed)`` after its
+     first checkpoint appears (uniform over the first half of the rest of the fit, as long as one
+     calibration run took). Then: the latest
      checkpoint must load (every tensor read), a new Estimator resumes with ``fit(max_steps=TARGET)``
      and must end at exactly TARGET, its predictions finite.
    - Pipeline kills: ``skflow run`` (a subprocess, the real CLI: Prefect's local server, MLflow on
@@ -100,11 +101,16 @@ def _checkpoint_loads(model_dir: str) -> tuple[int, bool]:
 
 
 def _start_child(model_dir: str) -> tuple[subprocess.Popen, float]:
+    """Start the fit; return once its first checkpoint is on disk (training runs: its first 25 steps
+    are done), with that time."""
     code = _CHILD.format(root=str(ROOT), model_dir=model_dir, target=ESTIMATOR_TARGET)
     process = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     assert process.stdout.readline().strip() == "READY"
+    deadline = time.monotonic() + 300
+    while not os.path.exists(os.path.join(model_dir, "checkpoint")) and time.monotonic() < deadline:
+        time.sleep(0.02)
     return process, time.monotonic()
 
 
@@ -115,12 +121,12 @@ def estimator_kills(count: int, rng: random.Random, work: Path) -> list[dict]:
     assert process.stdout.readline().strip() == "DONE"
     duration = time.monotonic() - ready  # the fit alone (the interpreter's exit takes seconds more)
     process.wait(timeout=600)
-    print(f"estimator fit of {ESTIMATOR_TARGET} steps: {duration:.1f} s after the TF import", flush=True)
+    print(f"estimator fit of {ESTIMATOR_TARGET} steps: {duration:.1f} s after its first checkpoint", flush=True)
     x, y = _iris()
     results = []
     for index in range(count):
         model_dir = str(work / f"estimator_{index}")
-        delay = rng.uniform(0.02, 0.5) * duration  # the first half: the load here varies the pace 2-3x
+        delay = rng.uniform(0.0, 0.5) * duration  # the first half: the load here varies the pace 2-3x
         process, ready = _start_child(model_dir)
         time.sleep(max(0.0, ready + delay - time.monotonic()))
         process.send_signal(signal.SIGKILL)
@@ -132,7 +138,7 @@ def estimator_kills(count: int, rng: random.Random, work: Path) -> list[dict]:
         finite = _finite(est.predict(x))
         result = {
             "kind": "estimator",
-            "kill_after_s": round(delay, 2),
+            "kill_after_first_checkpoint_s": round(delay, 2),
             "finished_before_kill": step_at_kill >= ESTIMATOR_TARGET,
             "checkpoint_step_at_kill": step_at_kill,
             "checkpoint_loads": loads,
@@ -395,15 +401,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pipeline-kills", type=int, default=5)
     parser.add_argument("--down-s", type=float, default=30.0)
     args = parser.parse_args(argv)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     load = os.getloadavg()
     for name, run in (("corpus", run_corpus), ("kills", run_kills), ("outage", run_outage)):
         if args.what in ("all", name):
             started = time.monotonic()
-            results[name] = run(args)
-            results[name]["wall_s"] = round(time.monotonic() - started, 1)
-            results[name]["load_average_before"] = [round(v, 2) for v in load]
-            results[name]["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+            result = run(args)
+            result["wall_s"] = round(time.monotonic() - started, 1)
+            result["load_average_before"] = [round(v, 2) for v in load]
+            result["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+            results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # another part may have run
+            results[name] = result
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(json.dumps(results, indent=2) + "\n")
             summary = {k: v for k, v in results[name].items() if k not in ("runs", "outcomes")}

@@ -201,5 +201,7 @@ def test_string_labels_with_a_missing_one_are_named_not_a_sort_error(model_dir, 
     labels = np.array(["a", "b", "c"], dtype=object)[iris[1]]
     labels[7] = None  # before: "'<' not supported between instances of 'NoneType' and 'str'"
     x = iris[0] if x_kind == "array" else pd.DataFrame(iris[0], columns=list("abcd"))
-    with pytest.raises(ValueError, match=r"Input y contains NaN or None: 1 of 150 labels are missing \(the first at row 7\)"):
+    with pytest.raises(
+        ValueError, match=r"Input y contains NaN or None: 1 of 150 labels are missing \(the first at row 7\)"
+    ):
         DNNClassifier(hidden_units=[4], steps=1, model_dir=model_dir).fit(x, labels)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-import json
 import gc
+import json
 import os
 import warnings
 
@@ -88,7 +88,9 @@ def test_a_model_fn_argument_the_estimator_cannot_pass_is_named_at_fit_without_a
     def six(features, labels, mode, params, config, learning_rate):
         raise AssertionError("never called")
 
-    with pytest.raises(TypeError, match=r"takes argument\(s\) \['learning_rate'\] that the Estimator cannot pass") as info:
+    with pytest.raises(
+        TypeError, match=r"takes argument\(s\) \['learning_rate'\] that the Estimator cannot pass"
+    ) as info:
         Estimator(six, model_dir=model_dir).fit(np.zeros((4, 2), np.float32), np.zeros(4, np.float32), steps=1)
     assert info.traceback[-1].path.name == "model_fn.py"  # raised before TensorFlow traces anything
 

@@ -99,7 +99,9 @@ def test_a_source_with_a_header_and_no_rows_is_refused_before_anything_starts(tm
     path = tmp_path / f"empty.{suffix}"
     frame = pd.DataFrame({"x": pd.Series([], dtype="float64"), "y": pd.Series([], dtype="int64")})
     frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path, index=False)
-    config = load_config({"experiment": "e", "source": str(path), "target": "y", "estimator": {"name": "LinearClassifier"}})
+    config = load_config(
+        {"experiment": "e", "source": str(path), "target": "y", "estimator": {"name": "LinearClassifier"}}
+    )
     with pytest.raises(ConfigError, match=r"empty\.\w+' holds no rows \(a header and nothing else\)"):
         check_columns(config)
     frame.loc[0] = [1.0, 1]

@@ -327,7 +327,9 @@ CASES: list[Case] = [
     Case("source_empty_directory", "skflow run", _run_source("empty_dir"), r"empty_dir"),
     Case("source_unknown_sklearn_dataset", "skflow run", _run_config(source="sklearn:irises"), r"irises"),
     # --- skflow predict
-    Case("predict_output_extension", "skflow predict", _cli("predict", "models:/m/1", "in.csv", "out.txt"), r"out\.txt"),
+    Case(
+        "predict_output_extension", "skflow predict", _cli("predict", "models:/m/1", "in.csv", "out.txt"), r"out\.txt"
+    ),
     # --- Estimator (a custom model_fn), from a trained model dir
     Case("fit_nan_in_x", "Estimator.fit", _custom("fit", lambda c: (_with(c.x, (3, 1), np.nan), c.y), steps=1), "NaN"),
     Case("fit_strings_in_x", "Estimator.fit", _custom("fit", lambda c: (c.x.astype(str), c.y), steps=1), "strings"),
@@ -342,7 +344,12 @@ CASES: list[Case] = [
     Case("model_fn_unknown_argument", "Estimator.fit", _model_fn(_six_argument_model_fn), r"learning_rate"),
     Case("model_fn_returns_none", "Estimator.fit", _model_fn(_returns_nothing), r"model_fn|returned"),
     # --- canned DNNClassifier on a DataFrame, from a trained model dir
-    Case("canned_predict_missing_column", "DNNClassifier.predict", _canned("predict", lambda c: (c.frame.drop(columns="colour"),)), "colour"),
+    Case(
+        "canned_predict_missing_column",
+        "DNNClassifier.predict",
+        _canned("predict", lambda c: (c.frame.drop(columns="colour"),)),
+        "colour",
+    ),
     Case(
         "canned_fit_text_in_numeric_column",
         "DNNClassifier.fit",
@@ -381,7 +388,9 @@ def run_case(case: Case, context: Context) -> Outcome:
         if hasattr(result, "exit_code"):  # a CLI run
             output = result.output + (getattr(result, "stderr", "") or "")
             error, message = f"exit {result.exit_code}", output.strip()
-            frames = _tf_frames(result.exception) if result.exception and not isinstance(result.exception, SystemExit) else 0
+            frames = (
+                _tf_frames(result.exception) if result.exception and not isinstance(result.exception, SystemExit) else 0
+            )
             tf_trace = frames > 0 or ("Traceback" in output and bool(TF_FRAME.search(output)))
             clear = result.exit_code == 2 and bool(re.search(case.expect, output))
         else:
