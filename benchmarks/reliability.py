@@ -123,8 +123,10 @@ def estimator_kills(count: int, rng: random.Random, work: Path) -> list[dict]:
     process.wait(timeout=600)
     print(f"estimator fit of {ESTIMATOR_TARGET} steps: {duration:.1f} s after its first checkpoint", flush=True)
     x, y = _iris()
-    results = []
-    for index in range(count):
+    results: list[dict] = []
+    index = 0
+    while sum(not r["finished_before_kill"] for r in results) < count:  # a draw past the fit's end is no kill
+        index += 1
         model_dir = str(work / f"estimator_{index}")
         delay = rng.uniform(0.0, 0.5) * duration  # the first half: the load here varies the pace 2-3x
         process, ready = _start_child(model_dir)
@@ -256,12 +258,16 @@ def run_kills(args: argparse.Namespace) -> dict:
         rows = pipeline_kills(args.pipeline_kills, rng, work) + estimator_kills(args.estimator_kills, rng, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    good = [
-        r for r in rows
-        if r.get("exact") and r.get("checkpoint_loads") and r.get("predictions_finite")
-        and not r.get("finished_before_kill")
-    ]  # fmt: skip
-    return {"seed": args.seed, "kills": len(rows), "exact_resumes": len(good), "runs": rows}
+    kills = [r for r in rows if not r.get("finished_before_kill")]
+    good = [r for r in kills if r.get("exact") and r.get("checkpoint_loads") and r.get("predictions_finite")]
+    return {
+        "seed": args.seed,
+        "kills": len(kills),
+        "exact_resumes": len(good),
+        "corrupt_checkpoints": sum(not r.get("checkpoint_loads", True) for r in kills),
+        "draws_past_the_end_of_the_fit": len(rows) - len(kills),
+        "runs": rows,
+    }
 
 
 def run_corpus(args: argparse.Namespace) -> dict:
@@ -349,6 +355,8 @@ def _outage(server, mode: str, down_s: float, work: Path) -> dict:
         missing += len(set(wanted) - set(got))
         duplicated += len(got) - len(set(got))
     gaps = [b - a for a, b in zip(paced.times, paced.times[1:])]
+    longest = max(range(len(gaps)), key=gaps.__getitem__)  # the gap after step longest + 1
+    slow = [i + 2 for i, g in enumerate(gaps) if g > 1.0]  # steps that ended > 1 s after the previous one
     return {
         "mode": "SIGKILL, then restarted" if mode == "kill" else "SIGSTOP, then SIGCONT",
         "server_down_s": round(outage["back"] - outage["down"], 1),
@@ -356,6 +364,10 @@ def _outage(server, mode: str, down_s: float, work: Path) -> dict:
         "training_s": round(paced.times[-1] - paced.times[0], 1),
         "flush_after_training_s": round(ended - paced.times[-1], 1),
         "longest_step_s": round(max(gaps), 2),
+        "longest_step": longest + 2,
+        "longest_step_during_outage": outage["down"] <= paced.times[longest + 1] <= outage["back"],
+        "steps_over_1s": slow,
+        "validation_steps": val_steps[:3] + ["..."],
         "metric_keys": sorted(expected),
         "points_expected": sum(len(v) for v in expected.values()),
         "points_in_mlflow": sum(counts.values()),

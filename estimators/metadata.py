@@ -10,6 +10,7 @@ it back, so a restored model checks and encodes its input exactly as the one tha
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -102,6 +103,8 @@ class ModelMetadata:
         (`ModelState.save`): a first fit that fails before it leaves the directory as it was."""
         if tf.train.latest_checkpoint(self.model_dir) is None:
             self.unsaved = True
+            if self.write_enabled:  # the directory exists from here on, as monitors expect (their files go there)
+                os.makedirs(self.model_dir, exist_ok=True)
         else:
             self.save()
 

@@ -21,6 +21,7 @@ import re
 import secrets
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import asdict
 from pathlib import Path
@@ -118,8 +119,10 @@ def test_skflow_runs_and_predicts_from_the_registry_against_the_compose_services
         "tracking": {"log_every_n_steps": 10, "registered_model": "compose-e2e-iris"},
     }
     (project / "pipeline.yaml").write_text(yaml.safe_dump(config))
+    started = time.monotonic()
     done = _skflow("run", "pipeline.yaml", cwd=project, client_env=client_env)
     assert done.returncode == 0, done.stderr[-3000:]
+    run_s = time.monotonic() - started
 
     from mlflow import MlflowClient
 
@@ -140,8 +143,10 @@ def test_skflow_runs_and_predicts_from_the_registry_against_the_compose_services
     rows = read_source("sklearn:iris").drop(columns="target").head(30)
     rows.to_csv(project / "rows.csv", index=False)
     uri = f"models:/compose-e2e-iris/{version.version}"
+    started = time.monotonic()
     done = _skflow("predict", uri, "rows.csv", "predictions.parquet", cwd=project, client_env=client_env)
     assert done.returncode == 0, done.stderr[-3000:]
+    print(f"\nskflow run {run_s:.1f} s, skflow predict {time.monotonic() - started:.1f} s")
     predictions = pd.read_parquet(project / "predictions.parquet")
     assert len(predictions) == 30 and predictions.notna().all().all()
     assert len(_prefect_flow_runs(state.prefect_url, values["PREFECT_API_AUTH_STRING"])) == 2
