@@ -386,7 +386,7 @@ def run_case(case: Case, context: Context) -> Outcome:
         clear = not from_tf and bool(re.search(case.expect, message))
     else:
         if hasattr(result, "exit_code"):  # a CLI run
-            output = result.output + (getattr(result, "stderr", "") or "")
+            output = result.output  # stdout and stderr, as a terminal shows them
             error, message = f"exit {result.exit_code}", output.strip()
             frames = (
                 _tf_frames(result.exception) if result.exception and not isinstance(result.exception, SystemExit) else 0
