@@ -181,12 +181,28 @@ def serve_config(config: Any, schedule: Schedule, name: str | None = None, limit
 
     require_prefect_server()
     flow = served_flow()
-    flow.serve(
-        name=name or deployment_name(config.experiment),
-        parameters={"config": config.model_dump(mode="json")},
-        description=f"skflow: retrain experiment {config.experiment!r} ({schedule.describe()}).",
-        tags=["skflow", f"experiment:{config.experiment}"],
-        limit=limit,
-        entrypoint_type=EntrypointType.MODULE_PATH,
-        **schedule.serve_arguments(),
-    )
+    name = name or deployment_name(config.experiment)
+    try:
+        flow.serve(
+            name=name,
+            parameters={"config": config.model_dump(mode="json")},
+            description=f"skflow: retrain experiment {config.experiment!r} ({schedule.describe()}).",
+            tags=["skflow", f"experiment:{config.experiment}"],
+            limit=limit,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+            **schedule.serve_arguments(),
+        )
+    finally:
+        _pause(f"{flow.name}/{name}")
+
+
+def _pause(full_name: str) -> None:
+    """Pause the deployment. Prefect's runner means to on shutdown, but on SIGTERM (what systemd and
+    Kubernetes send) its handler exits the process before the pause request is made."""
+    from prefect import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.pause_deployment(client.read_deployment_by_name(full_name).id)
+    except Exception as exc:  # noqa: BLE001 - stopping anyway: say what stays scheduled
+        print(f"Could not pause deployment {full_name} ({type(exc).__name__}: {exc}); its schedule stays active.")
