@@ -217,6 +217,12 @@ def serve(
     _quiet_tensorflow()
     _project_imports()
     use_server_environment(set_urls=True)  # a running `skflow server`, when no URL is set
+    from flows.foreground import configured_api_url
+    from flows.serve import NO_API_URL
+
+    if configured_api_url() is None:  # refused at once, before Prefect or the config's source load
+        _err(f"Not serving: {NO_API_URL}")
+        raise typer.Exit(USAGE)
     from flows.config import ConfigError, load_config
     from flows.serve import ServeError, check_schedule, serve_config
     from flows.sources import check_columns

@@ -31,12 +31,26 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Schedule", "ServeError", "deployment_name", "require_prefect_server", "serve_config", "served_flow"]
+__all__ = [
+    "NO_API_URL",
+    "Schedule",
+    "ServeError",
+    "deployment_name",
+    "require_prefect_server",
+    "serve_config",
+    "served_flow",
+]
 
 HEALTH_TIMEOUT_S = 5.0
 _FIX = (
     'Start one with `skflow server start`, then `eval "$(skflow server env)"` (or set PREFECT_API_URL '
     "to your Prefect server's API, e.g. http://127.0.0.1:4200/api)."
+)
+
+
+NO_API_URL = (
+    "skflow serve needs a real Prefect server, and PREFECT_API_URL is not set: Prefect's ephemeral server "
+    f"cannot run schedules, so nothing would ever run. {_FIX}"
 )
 
 
@@ -134,10 +148,7 @@ def require_prefect_server(timeout: float = HEALTH_TIMEOUT_S) -> str:
     settings = get_current_settings()
     api_url = settings.api.url
     if not api_url:
-        raise ServeError(
-            "skflow serve needs a real Prefect server, and PREFECT_API_URL is not set: Prefect's ephemeral "
-            f"server cannot run schedules, so nothing would ever run. {_FIX}"
-        )
+        raise ServeError(NO_API_URL)
     api_url = api_url.rstrip("/")
     request = urllib.request.Request(
         f"{api_url}/flows/filter",

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -55,18 +52,6 @@ def test_an_unknown_run_id_is_named(tracking_uri):
         compare_runs(["deadbeef"])
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _skflow_compare(*args, tracking_uri, cwd):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_", "PREFECT_API_"))}
-    env.update(PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=tracking_uri, SKFLOW_SERVER_DIR=str(cwd / "no-server"))
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", "compare", *args], cwd=cwd, env=env, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
-
-
 def test_skflow_compare_prints_the_params_that_differ_the_metrics_the_png_and_the_ui_url(tracking_uri, tmp_path):
     client = MlflowClient(tracking_uri)
     experiment = client.create_experiment("cmp-cli", artifact_location=(tmp_path / "art").as_uri())
@@ -74,9 +59,13 @@ def test_skflow_compare_prints_the_params_that_differ_the_metrics_the_png_and_th
              [(10, 0.9), (20, 0.5)], [(20, 0.7)], 0.81)  # fmt: skip
     b = _run(client, experiment, "lr-0.01", {"opt_learning_rate": "0.01", "batch_size": "32"},
              [(10, 0.8), (20, 0.6)], [(20, 0.65)], 0.85)  # fmt: skip
-    result = _skflow_compare(a, b, "--output-dir", str(tmp_path / "png"), tracking_uri=tracking_uri, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["compare", a, b, "--output-dir", str(tmp_path / "png")])
+    assert result.exit_code == 0, result.output
+    out = result.output
     assert "opt_learning_rate" in out and "batch_size" not in out  # only what differs
     assert "eval_accuracy" in out and "0.81" in out and "0.85" in out
     png = out.split("curves: ")[1].split()[0]

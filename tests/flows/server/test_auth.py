@@ -182,6 +182,20 @@ def _json_of(url: str, data: dict | None = None, credentials: str | None = None)
         return json.loads(response.read())
 
 
+def test_skflow_serve_refuses_the_auth_server_without_its_credentials_and_accepts_them(servers):
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    from flows.serve import ServeError, require_prefect_server
+
+    api = servers.prefect_api_url
+    with temporary_settings(updates={PREFECT_API_URL: api}, restore_defaults={PREFECT_API_AUTH_STRING}):
+        with pytest.raises(ServeError, match=r"refused skflow's credentials \(HTTP 401\)"):
+            require_prefect_server()
+    auth = _credentials(servers)["prefect_auth_string"]
+    with temporary_settings(updates={PREFECT_API_URL: api, PREFECT_API_AUTH_STRING: auth}):
+        assert require_prefect_server() == api
+
+
 def test_status_masks_the_secrets_and_env_prints_them_for_eval(servers, capsys):
     credentials = _credentials(servers)
     assert commands.status(servers.directory) == 0

@@ -133,25 +133,41 @@ def cron_run(served):
     return {"flow_run": flow_run, "run": found[0], "waited_s": time.monotonic() - served["started"]}
 
 
-@pytest.mark.parametrize(
-    ("args", "env", "message"),
-    [
-        (["--cron", "0 3 * * *"], {}, "needs a real Prefect server, and PREFECT_API_URL is not set"),
-        (["--interval", "60"], {"PREFECT_API_URL": "http://127.0.0.1:9/api"}, "No Prefect server answers at"),
-        (["--cron", "0 3 * *"], {}, "Invalid value for argument `--cron`. Received: cron='0 3 * *'"),
-    ],
-)
-def test_serve_refuses_without_a_real_prefect_server_or_with_a_bad_schedule(tmp_path, args, env, message):
+def test_serve_without_prefect_api_url_exits_2_saying_how_to_get_a_real_server(tmp_path):
     config = tmp_path / "pipeline.yaml"
     config.write_text(yaml.safe_dump(IRIS_PIPELINE))
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "serve", str(config), *args],
-        cwd=tmp_path, env=_env(tmp_path, **env), capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "flows.cli", "serve", str(config), "--cron", "0 3 * * *"],
+        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2
-    assert message in result.stderr
-    assert "skflow server start" in result.stderr or "--cron" in message
-    assert "Traceback" not in result.stderr
+    assert "needs a real Prefect server, and PREFECT_API_URL is not set" in result.stderr
+    assert "skflow server start" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_prefect_api_url_where_no_server_answers():
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.serve import ServeError, require_prefect_server
+
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        with pytest.raises(ServeError, match=r"No Prefect server answers at PREFECT_API_URL=http://127.0.0.1:9/api"):
+            require_prefect_server(timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("cron", "interval", "message"),
+    [
+        ("0 3 * *", None, r"Invalid value for argument `--cron`. Received: cron='0 3 \* \*'. Expected a cron"),
+        (None, 0, r"Invalid value for argument `--interval`. Received: interval=0. Expected a positive"),
+        ("* * * * *", 60, "Give --cron or --interval, not both"),
+    ],
+)
+def test_a_bad_schedule_is_refused_naming_it(cron, interval, message):
+    from flows.serve import ServeError, check_schedule
+
+    with pytest.raises(ServeError, match=message):
+        check_schedule(cron, interval)
 
 
 def test_serve_registers_a_cron_deployment_with_the_config_as_its_parameters(served):
