@@ -211,9 +211,12 @@ def _pause(full_name: str) -> None:
     """Pause the deployment. Prefect's runner means to on shutdown, but on SIGTERM (what systemd and
     Kubernetes send) its handler exits the process before the pause request is made."""
     from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
 
     try:
         with get_client(sync_client=True) as client:
             client.pause_deployment(client.read_deployment_by_name(full_name).id)
+    except ObjectNotFound:
+        return  # serving failed before the deployment existed
     except Exception as exc:  # noqa: BLE001 - stopping anyway: say what stays scheduled
         print(f"Could not pause deployment {full_name} ({type(exc).__name__}: {exc}); its schedule stays active.")

@@ -10,6 +10,8 @@ proves nothing is left), and again, as a safety net, by their fixture:
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -63,14 +65,18 @@ def assert_nothing_left(state: ServerState, before: list[psutil.Process]) -> Non
 
 
 @pytest.fixture(scope="session")
-def pg_servers(tmp_path_factory):
+def pg_servers():
     """`skflow server start` on its default backend (PostgreSQL from pgserver), once per session."""
     from flows.server import start_servers, stop_servers
 
-    directory = tmp_path_factory.mktemp("servers")
+    # Not under pytest's base directory: as root, pgserver runs PostgreSQL as its own user and opens
+    # the path's folders to it, but any other pytest session of the machine resets
+    # /tmp/pytest-of-root to 0700 when it starts ("pg_ctl: could not access directory").
+    directory = Path(tempfile.mkdtemp(prefix="skflow-servers-"))
     result = start_servers(directory, timeout=START_TIMEOUT_S)
     yield result.state
     stop_servers(directory)  # test_servers.py's last test stops them; this is the safety net
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
