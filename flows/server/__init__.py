@@ -4,8 +4,7 @@
 backed by PostgreSQL (the `pgserver` wheel's, no root needed, or a DSN's) or by SQLite files, with
 everything under one directory (`flows.server.layout`), optionally behind credentials (`--auth`).
 Without a running server nothing here is used: flows keep Prefect's ephemeral server and MLflow's
-SQLite file (`flows.tracking.store`); flows import only `use_server_environment` (which reads
-two small files and does nothing when no server was started).
+SQLite file (`flows.tracking.store`), and nothing on that path imports this package.
 
 - `start_servers`, `stop_servers`, `server_status` (flows.server.lifecycle): the plain functions.
 - `use_server_environment` (flows.server.environment): what a flow calls when it starts, to pick up
