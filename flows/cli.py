@@ -224,13 +224,14 @@ def serve(
         _err(f"Not serving: {NO_API_URL}")
         raise typer.Exit(USAGE)
     from flows.config import ConfigError, load_config
-    from flows.serve import ServeError, check_schedule, serve_config
+    from flows.serve import ServeError, check_schedule, check_servable, serve_config
     from flows.sources import check_columns
 
     try:
         schedule = check_schedule(cron, interval)
         pipeline = load_config(config, set_ or [])
         check_columns(pipeline)
+        check_servable(pipeline)
     except ServeError as exc:
         _err(str(exc))
         raise typer.Exit(USAGE) from None

@@ -35,6 +35,8 @@ __all__ = [
     "NO_API_URL",
     "Schedule",
     "ServeError",
+    "check_schedule",
+    "check_servable",
     "deployment_name",
     "require_prefect_server",
     "serve_config",
@@ -120,6 +122,17 @@ def served_flow() -> Any:
 
         return train_flow
     return retrain_flow
+
+
+def check_servable(config: Any) -> None:
+    """What the served flow needs of the config beyond loading it: a retrain's (`check_retrainable`:
+    logged models, a metric to judge them on), checked before anything is served.
+
+    Raises:
+        ConfigError: naming the field to set.
+    """
+    if served_flow().name == "retrain":
+        config.check_retrainable()
 
 
 def deployment_name(experiment: str) -> str:

@@ -70,7 +70,7 @@ def served(pg_servers, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve")
     pipeline = copy.deepcopy(IRIS_PIPELINE)
     pipeline.update(experiment="iris-served", model_root=str(tmp / "models"))
-    pipeline["tracking"]["uri"] = pg_servers.mlflow_url
+    pipeline["tracking"].update(uri=pg_servers.mlflow_url, log_model=True)  # a retrain compares logged models
     config = tmp / "pipeline.yaml"
     config.write_text(yaml.safe_dump(pipeline))
     env = _env(
@@ -186,7 +186,7 @@ def test_serve_registers_a_cron_deployment_with_the_config_as_its_parameters(ser
 def test_the_every_minute_deployment_runs_within_the_bounded_wait_and_its_mlflow_run_finishes(cron_run):
     run = cron_run["run"]
     assert run.info.status == "FINISHED"
-    assert run.info.run_name.startswith("iris-served-")  # readable run names
+    assert "iris-served-20" in run.info.run_name  # readable: the experiment and the time
     assert run.data.params["estimator.class"] == "DNNClassifier"
     assert run.data.params["max_steps"] == "40" and run.data.params["batch_size"] == "16"
     assert run.data.tags["prefect.flow_run_id"] == cron_run["flow_run"]["id"]
