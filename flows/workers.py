@@ -53,11 +53,13 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from estimators.monitors import BaseMonitor
 from flows.config import PipelineConfig, load_config
-from flows.pipelines import TrainResult
+
+if TYPE_CHECKING:  # the workers that only train never import Prefect or MLflow
+    from flows.pipelines import TrainResult
 
 __all__ = ["WorkerDataMismatchError", "run_distributed", "work"]
 
@@ -140,8 +142,12 @@ def run_distributed(
         except (WorkerFailedError, TimeoutError, KeyboardInterrupt) as exc:
             _end_abandoned_runs(launch, config, _first_line(exc))
             raise
-        result = TrainResult(**_read(os.path.join(directory, "result.json")))
-        _check_same_data(result, [_read(os.path.join(directory, f"worker-{i}.json")) for i in range(1, workers)])
+        from flows.pipelines import TrainResult
+
+        chief = _read(os.path.join(directory, "result.json"))
+        result = TrainResult(**chief["result"])
+        reports = [_read(os.path.join(directory, f"worker-{i}.json")) for i in range(1, workers)]
+        _check_same_data(result, chief["fingerprint"], reports)
         return result
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -152,6 +158,7 @@ def work(spec_path: str) -> None:
     the chief (task 0) runs `train_flow`, the others train on the same data. Exits 1 with a one-line
     reason (and the flow's notes) instead of a traceback when the run fails."""
     from estimators.run_config import ClusterConfig
+    from flows.foreground import exit_now
 
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
@@ -162,6 +169,7 @@ def work(spec_path: str) -> None:
             _chief(config, spec)
         else:
             _train_only(config, task)
+        exit_now(0)  # the exit handlers (Prefect's and MLflow's flushes), then no TensorFlow teardown
     except Exception as exc:  # noqa: BLE001 - reported as one line, the launcher names the worker
         from estimators.lockstep import PeerFailedError
 
@@ -170,9 +178,7 @@ def work(spec_path: str) -> None:
             print(note, file=sys.stderr)
         if isinstance(exc, PeerFailedError):  # the chief failed: let its own error be the one reported
             time.sleep(_PEER_FAILED_WAIT_S)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(1)  # skip TensorFlow's slow teardown (flows.foreground.exit_now)
+        exit_now(1)
 
 
 def _chief(config: PipelineConfig, spec: Mapping[str, Any]) -> None:
@@ -185,7 +191,10 @@ def _chief(config: PipelineConfig, spec: Mapping[str, Any]) -> None:
     config = config.model_copy(update={"retries": config.retries.model_copy(update={"fit": 0})})
     with tags(f"skflow-workers:{spec['workers']}", _launch_tag(spec["launch"])), without_heartbeats():
         result = train_flow(config)
-    _write("result.json", asdict(result))
+    from flows.tracking.store import get_client
+
+    fingerprint = get_client(result.tracking_uri).get_run(result.run_id).data.params.get("data.fingerprint")
+    _write("result.json", {"result": asdict(result), "fingerprint": fingerprint})
 
 
 def _train_only(config: PipelineConfig, task: int) -> None:
@@ -275,11 +284,7 @@ def _prefect_api() -> dict[str, str]:
     return {"PREFECT_API_URL": url} if url else {}
 
 
-def _check_same_data(result: TrainResult, reports: list[dict[str, Any]]) -> None:
-    from flows.tracking.store import get_client
-
-    client = get_client(result.tracking_uri)
-    recorded = client.get_run(result.run_id).data.params.get("data.fingerprint")
+def _check_same_data(result: TrainResult, recorded: str | None, reports: list[dict[str, Any]]) -> None:
     behind = [r for r in reports if r["step"] != result.global_step]
     if behind:  # lockstep makes this impossible: say so loudly if it ever happens
         raise WorkerDataMismatchError(
@@ -294,6 +299,9 @@ def _check_same_data(result: TrainResult, reports: list[dict[str, Any]]) -> None
         f"(fingerprint {differing[0]['fingerprint'][:12]} vs {recorded[:12]}): the source changed between their "
         "reads. Run again on a source that does not change (a snapshot: Parquet files, a table version)."
     )
+    from flows.tracking.store import get_client
+
+    client = get_client(result.tracking_uri)
     client.set_tag(result.run_id, "skflow.error", message)
     client.set_terminated(result.run_id, "FAILED")
     raise WorkerDataMismatchError(f"{message} MLflow run {result.run_id} is marked FAILED.")
