@@ -123,6 +123,7 @@ def run_distributed(
     from estimators.launcher import WorkerFailedError, launch_local_workers
 
     launch = uuid.uuid4().hex[:12]
+    prefect_env, server = _prefect_api()
     directory = tempfile.mkdtemp(prefix="skflow-workers-")
     try:
         spec = os.path.join(directory, "spec.json")
@@ -133,7 +134,7 @@ def run_distributed(
                 TARGET,
                 workers,
                 args=[spec],
-                env={ENV_DIR: directory, **_prefect_api()},
+                env={ENV_DIR: directory, **prefect_env},
                 startup_timeout=startup_timeout,
                 timeout=timeout,
                 stream=stream,
@@ -151,29 +152,42 @@ def run_distributed(
         return result
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+        if server is not None:
+            server.stop()
 
 
-def work(spec_path: str) -> None:
-    """One worker process's part (the launcher's target, called after the process joined its cluster):
-    the chief (task 0) runs `train_flow`, the others train on the same data. Exits 1 with a one-line
-    reason (and the flow's notes) instead of a traceback when the run fails."""
+def work(config: str, *overrides: str) -> None:
+    """One worker process's part, called once the process joined its cluster: the chief (task 0) runs
+    `train_flow`, the others train on the same data. Exits 0, or 1 with a one-line reason (and the
+    flow's notes) instead of a traceback.
+
+    Args:
+        config: the spec `run_distributed` writes (a .json file holding the resolved config), or a
+            pipeline YAML file (several machines: `python -m flows.workers CONFIG key=value ...`).
+        overrides: `key.path=value` overrides of a YAML config, as `skflow run --set` takes them.
+    """
     from estimators.run_config import ClusterConfig
     from flows.foreground import exit_now
 
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
-    config = load_config(spec["config"])
-    task = ClusterConfig().task_id
+    cluster = ClusterConfig()
+    task = cluster.task_id
     try:
-        if task == 0:
-            _chief(config, spec)
+        if config.endswith(".json"):
+            with open(config, encoding="utf-8") as f:
+                spec = json.load(f)
+            pipeline = load_config(spec["config"])
         else:
-            _train_only(config, task)
+            pipeline = load_config(config, [o for o in overrides if o != "--set"])
+            spec = {"workers": cluster.num_worker_replicas, "launch": None}
+        if cluster.is_chief:
+            _chief(pipeline, spec)
+        else:
+            _train_only(pipeline, task)
         exit_now(0)  # the exit handlers (Prefect's and MLflow's flushes), then no TensorFlow teardown
     except Exception as exc:  # noqa: BLE001 - reported as one line, the launcher names the worker
         from estimators.lockstep import PeerFailedError
 
-        print(f"Run failed on worker {task}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"Run failed on {cluster.task_type} {task}: {type(exc).__name__}: {exc}", file=sys.stderr)
         for note in getattr(exc, "__notes__", []):
             print(note, file=sys.stderr)
         if isinstance(exc, PeerFailedError):  # the chief failed: let its own error be the one reported
@@ -189,7 +203,8 @@ def _chief(config: PipelineConfig, spec: Mapping[str, Any]) -> None:
 
     # A retried fit in one process cannot rejoin its peers: a failed fit fails the launch.
     config = config.model_copy(update={"retries": config.retries.model_copy(update={"fit": 0})})
-    with tags(f"skflow-workers:{spec['workers']}", _launch_tag(spec["launch"])), without_heartbeats():
+    labels = [f"skflow-workers:{spec['workers']}", *([_launch_tag(spec["launch"])] if spec["launch"] else [])]
+    with tags(*labels), without_heartbeats():
         result = train_flow(config)
     from flows.tracking.store import get_client
 
@@ -276,12 +291,24 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _prefect_api() -> dict[str, str]:
-    """This process's Prefect API for the chief (a test harness or profile sets it without the environment)."""
+def _prefect_api() -> tuple[dict[str, str], Any]:
+    """The Prefect API for the chief: this process's (a test harness or a profile sets it without the
+    environment), else a local server started here (`flows.foreground.LocalPrefectServer`, what
+    `skflow run` starts), which the caller stops. Returns the environment to add, and that server."""
     from prefect.settings import PREFECT_API_URL
 
+    from flows.foreground import LocalPrefectServer
+
     url = PREFECT_API_URL.value()
-    return {"PREFECT_API_URL": url} if url else {}
+    if url:
+        return {"PREFECT_API_URL": url}, None
+    server = LocalPrefectServer()
+    try:
+        server.wait()
+    except BaseException:
+        server.stop()
+        raise
+    return {"PREFECT_API_URL": server.api_url}, server
 
 
 def _check_same_data(result: TrainResult, recorded: str | None, reports: list[dict[str, Any]]) -> None:
@@ -335,3 +362,31 @@ def _end_abandoned_runs(launch: str, config: PipelineConfig, reason: str) -> Non
                                 store.set_terminated(run_id, "FAILED")
     except Exception as exc:  # noqa: BLE001
         logger.warning("Could not end the chief's runs after the failed launch: %s", exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m flows.workers CONFIG [key.path=value ...]`: this process's part of the pipeline in the
+    cluster its `TF_CONFIG` names (one such process per machine; worker 0 is the chief). It joins the
+    cluster before anything else, as TensorFlow requires."""
+    from estimators import cluster_strategy
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m flows.workers CONFIG [key.path=value ...]  (with TF_CONFIG set)", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("skflow").setLevel(logging.INFO)
+    from estimators.run_config import ClusterConfig
+    from flows.foreground import start_local_server
+
+    # the chief's flow run: the configured Prefect API, else a local server (as `skflow run` starts)
+    server = start_local_server() if ClusterConfig().is_chief else None
+    cluster_strategy()
+    if server is not None:
+        server.wait()
+    work(argv[0], *argv[1:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
