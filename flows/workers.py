@@ -141,7 +141,9 @@ def run_distributed(
                 log_dir=log_dir,
             )
         except (WorkerFailedError, TimeoutError, KeyboardInterrupt) as exc:
-            _end_abandoned_runs(launch, config, _first_line(exc))
+            ended = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            for note in _end_abandoned_runs(launch, config, _first_line(exc), ended):
+                exc.add_note(note)
             raise
         from flows.pipelines import TrainResult
 
@@ -334,9 +336,11 @@ def _check_same_data(result: TrainResult, recorded: str | None, reports: list[di
     raise WorkerDataMismatchError(f"{message} MLflow run {result.run_id} is marked FAILED.")
 
 
-def _end_abandoned_runs(launch: str, config: PipelineConfig, reason: str) -> None:
-    """After a failed launch: end the chief's flow run CRASHED and its MLflow run FAILED if it could
-    not (killed mid-run). Never raises: the workers' failure is the error to report."""
+def _end_abandoned_runs(launch: str, config: PipelineConfig, reason: str, ended: str = "FAILED") -> list[str]:
+    """After a failed launch: end the chief's flow run CRASHED and its MLflow run `ended` if it could
+    not (killed mid-run); returns what became of them, for the error's notes. Never raises: the
+    workers' failure is the error to report."""
+    notes = []
     try:
         from prefect import get_client
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
@@ -350,18 +354,24 @@ def _end_abandoned_runs(launch: str, config: PipelineConfig, reason: str) -> Non
                 flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[_launch_tag(launch)]))
             )
             for flow_run in runs:
+                state = flow_run.state.name if flow_run.state is not None else "none"
                 if flow_run.state is None or not flow_run.state.is_final():
                     client.set_flow_run_state(flow_run.id, Crashed(message=reason), force=True)
-                for tag in flow_run.tags or []:
-                    if tag.startswith("mlflow.run_id:"):
-                        store = mlflow_client(resolve_store(config.tracking.uri).tracking_uri)
-                        run_id = tag.partition(":")[2]
-                        with bounded_requests():
-                            if store.get_run(run_id).info.status == "RUNNING":
-                                store.set_tag(run_id, "skflow.error", reason)
-                                store.set_terminated(run_id, "FAILED")
+                    state = "Crashed"
+                run_ids = [t.partition(":")[2] for t in flow_run.tags or [] if t.startswith("mlflow.run_id:")]
+                for run_id in run_ids:
+                    store = mlflow_client(resolve_store(config.tracking.uri).tracking_uri)
+                    with bounded_requests():
+                        status = store.get_run(run_id).info.status
+                        if status == "RUNNING":
+                            store.set_tag(run_id, "skflow.error", reason)
+                            store.set_terminated(run_id, ended)
+                            status = ended
+                    notes.append(f"MLflow run {run_id} ({config.experiment}) ended {status}")
+                notes.append(f"Prefect flow run {flow_run.name} ({flow_run.id}) ended {state}")
     except Exception as exc:  # noqa: BLE001
         logger.warning("Could not end the chief's runs after the failed launch: %s", exc)
+    return notes
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,6 +141,7 @@ def test_a_worker_killed_mid_fit_fails_the_launch_naming_it_and_ends_the_chiefs_
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("iris").experiment_id])
     assert run.info.status in ("FAILED", "KILLED")  # never left RUNNING
+    assert f"MLflow run {run.info.run_id} (iris) ended {run.info.status}" in error.__notes__
     (flow_run,) = _flow_runs_tagged(f"mlflow.run_id:{run.info.run_id}")
     assert flow_run.state.is_final() and not flow_run.state.is_completed()
 
