@@ -1,17 +1,16 @@
 """`run_distributed` / `skflow run --workers N`: the pipeline with its fit on two real worker processes.
 
 One two-worker run on 127.0.0.1 (iris, a canned DNNClassifier, 40 steps) is shared by the assertions
-(a module fixture: multi-worker start-up costs seconds per process); a second launch has worker 1
-SIGKILLed in the middle of its fit.
+(a module fixture: multi-worker start-up costs seconds per process); a second launch, through the
+`skflow` command, has worker 1 SIGKILLed in the middle of its fit.
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,10 +18,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from estimators import WorkerFailedError
 from flows.config import load_config
 from flows.workers import run_distributed
 from tests.flows.conftest import IRIS_PIPELINE
+from tests.flows.test_cli import skflow
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_TIMEOUT_S = 400
@@ -95,15 +94,15 @@ def test_only_the_chief_writes_under_model_root(two_workers):
 
 
 def test_the_logged_model_loads_and_predicts(two_workers):
-    import mlflow
-
+    from flows.prediction import load_logged_model, model_predictor
     from flows.sources import read_source
 
-    mlflow.set_tracking_uri(two_workers.uri)
-    model = mlflow.pyfunc.load_model(two_workers.result.model_uri)
-    rows = read_source("sklearn:iris").drop(columns=["target"])
-    predictions = pd.DataFrame(model.predict(rows))
+    model = load_logged_model(two_workers.result.model_uri, two_workers.uri)
+    predict, columns = model_predictor(model)
+    rows = read_source("sklearn:iris")
+    predictions = pd.DataFrame(predict(rows[columns]))
     assert len(predictions) == 150
+    assert (predictions["classes"].to_numpy() == rows["target"].to_numpy()).mean() > 0.8
 
 
 def test_held_out_metrics_are_close_to_a_one_worker_run(two_workers, tmp_path):
@@ -119,7 +118,7 @@ def test_held_out_metrics_are_close_to_a_one_worker_run(two_workers, tmp_path):
     assert many["eval_log_loss"] == pytest.approx(single.metrics["eval_log_loss"], rel=0.1, abs=0.02)
 
 
-def test_a_worker_killed_mid_fit_fails_the_launch_naming_it_and_ends_the_chiefs_runs(
+def test_skflow_run_exits_1_naming_a_worker_killed_mid_fit_and_ends_the_chiefs_runs(
     prefect_api, tmp_path, mlflow_template_db
 ):
     uri = _store(tmp_path, mlflow_template_db)
@@ -129,29 +128,27 @@ def test_a_worker_killed_mid_fit_fails_the_launch_naming_it_and_ends_the_chiefs_
         "task": "classification",
         "params": {"n_classes": 3, "hidden": 8},
     }
-    config = _config(tmp_path, uri, source=source)
-    output = io.StringIO()
-    with pytest.raises(WorkerFailedError) as caught:
-        run_distributed(config, workers=2, stream=output, timeout=LAUNCH_TIMEOUT_S)
-    error = caught.value
-    assert error.task == "worker 1" and error.returncode == -9
-    assert str(error).startswith("Worker 1 failed (killed by SIGKILL) after ")
-    assert "The last lines of worker 1:\n" in str(error)
-    assert "worker 1: SIGKILLing itself at step 10" in error.log_tail
+    (tmp_path / "pipeline.yaml").write_text(json.dumps(source))
+    overrides = [f"model_root={tmp_path / 'models'}", f"tracking.uri={uri}"]
+    done = skflow(
+        "run", "pipeline.yaml", "--workers", "2", *(a for o in overrides for a in ("--set", o)),
+        cwd=tmp_path, env={"PREFECT_API_URL": prefect_api}, timeout=LAUNCH_TIMEOUT_S,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    error = done.stderr[done.stderr.index("Run failed: ") :]
+    assert error.startswith("Run failed: WorkerFailedError: Worker 1 failed (killed by SIGKILL) after ")
+    assert "The last lines of worker 1:\n" in error and "worker 1: SIGKILLing itself at step 10" in error
+    assert "Traceback" not in done.stderr
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("iris").experiment_id])
     assert run.info.status in ("FAILED", "KILLED")  # never left RUNNING
-    assert f"MLflow run {run.info.run_id} (iris) ended {run.info.status}" in error.__notes__
+    assert f"MLflow run {run.info.run_id} (iris) ended {run.info.status}" in error
     (flow_run,) = _flow_runs_tagged(f"mlflow.run_id:{run.info.run_id}")
     assert flow_run.state.is_final() and not flow_run.state.is_completed()
 
 
 def test_skflow_run_refuses_fewer_than_one_worker_before_anything_starts(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", str(ROOT / "configs" / "digits.yaml"), "--workers", "0"],
-        cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
+    done = skflow("run", str(ROOT / "configs" / "digits.yaml"), "--workers", "0", cwd=tmp_path, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "Invalid value for '--workers'" in done.stderr and "greater than or equal to 1" in done.stderr
     assert not (tmp_path / "models").exists() and not (tmp_path / "mlruns").exists()
