@@ -1,6 +1,7 @@
 """`skflow`: run pipelines from the shell.
 
     skflow run CONFIG [--set key.path=value ...]   train (and predict) as the YAML config says
+               [--workers N]                     ... the fit on N local worker processes
     skflow predict MODEL_URI SOURCE OUTPUT         batch predictions with a logged model
     skflow runs [EXPERIMENT]                       the runs, best first
     skflow ui                                      the MLflow UI on the project's runs
@@ -78,6 +79,15 @@ def run(
         list[str] | None,
         typer.Option("--set", help="Override a field: --set fit.epochs=5 (repeatable; values are YAML)."),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Spread the fit over N local worker processes (a TF_CONFIG cluster on 127.0.0.1); "
+            "still one flow run and one MLflow run, the chief's (flows.workers).",
+        ),
+    ] = 1,
 ) -> None:
     """Train (and predict) as the YAML config says: one Prefect flow run, one MLflow run."""
     from flows.foreground import start_local_server
@@ -105,7 +115,12 @@ def run(
         if server is not None:
             server.wait()
         with without_heartbeats():
-            result = train_flow(pipeline)
+            if workers > 1:
+                from flows.workers import run_distributed
+
+                result = run_distributed(pipeline, workers)
+            else:
+                result = train_flow(pipeline)
     except KeyboardInterrupt:
         _err("Interrupted: the MLflow run is KILLED; its checkpoints stay in the model_dir.")
         raise typer.Exit(130) from None
