@@ -341,10 +341,29 @@ def server_status(
 
 
 @server_app.command("env")
-def server_env(directory: DirOption = None) -> None:
-    """`export NAME=value` lines for `eval "$(skflow server env)"`, secrets included; 3 if not running."""
+def server_env(
+    directory: DirOption = None,
+    compose: Annotated[
+        str | None,
+        typer.Option(
+            "--compose",
+            help="The .env file of infra/compose's deployment: print the environment for those services instead.",
+        ),
+    ] = None,
+) -> None:
+    """`export NAME=value` lines for `eval "$(skflow server env)"`, secrets included; 3 if not running.
+
+    With `--compose infra/compose/.env`, the lines for the docker compose deployment's services
+    (its published ports on 127.0.0.1, MLflow's admin, Prefect's auth string); 2 if the file is
+    missing or still holds the template's placeholders.
+    """
     from flows.server import commands
 
+    if compose is not None:
+        if directory is not None:
+            _err("--compose and --dir name different deployments: give one of them.")
+            raise typer.Exit(USAGE)
+        raise typer.Exit(commands.compose_env(compose))
     raise typer.Exit(commands.env(directory))
 
 
