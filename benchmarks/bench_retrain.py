@@ -178,7 +178,9 @@ def main() -> None:
             flows.append(skipped.seconds)
             assert skipped.skipped, skipped
         results["no_new_data"] = {"wall_s": walls, "flow_s": flows, "median_wall_s": statistics.median(walls)}
-        print(f"no new data: median {statistics.median(walls):.2f} s per call (flow body {statistics.median(flows):.2f} s)")
+        print(
+            f"no new data: median {statistics.median(walls):.2f} s per call (flow body {statistics.median(flows):.2f} s)"
+        )
 
         # 3. the champion's evaluation alone
         uri = config.tracking.uri
