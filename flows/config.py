@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flows.canned_arguments import PIPELINE_OWNED, canned_arguments, canned_signature_matches
+from flows.retrain_config import RetrainConfig, check_retrain_section, retrain_metric
 
 __all__ = [
     "CANNED_ESTIMATORS",
@@ -273,44 +274,6 @@ class TrackingConfig(_Strict):
         return uri
 
 
-class RetrainConfig(_Strict):
-    """Retraining (`flows.retrain.retrain_flow`): which rows are new, how the challenger is trained
-    and when it replaces the champion.
-
-    Attributes:
-        window_days: train on the last N days of `date_column` only (counted back from its newest
-            date); None: every row of the source (all partitions so far).
-        since: train on the rows whose `date_column` is at or after this ISO date; None: no bound.
-        date_column: the date/time column of `window_days` / `since`. default: `split.column`.
-        warm_start: start the challenger from the champion's checkpoint (it trains `fit`'s steps
-            more) instead of from scratch. default=False.
-        metric: the metric champion and challenger are judged on (one `evaluate` reports, scored on
-            the same held-out rows). default: the first of `metrics`, else accuracy (classifiers)
-            or r2 (regressors).
-        min_delta: the challenger replaces the champion only when it is better by at least this
-            much, in the metric's units. default=0.
-    """
-
-    window_days: float | None = Field(None, gt=0)
-    since: str | None = None
-    date_column: str | None = None
-    warm_start: bool = False
-    metric: str | None = None
-    min_delta: float = Field(0.0, ge=0)
-
-    @field_validator("since")
-    @classmethod
-    def _date(cls, since: str | None) -> str | None:
-        if since is not None:
-            import pandas as pd
-
-            try:
-                pd.Timestamp(since)
-            except (ValueError, TypeError):
-                raise ValueError(f"retrain.since {since!r} is not an ISO date, e.g. 2026-11-01") from None
-        return since
-
-
 class RetryConfig(_Strict):
     """Prefect task retries: I/O tasks retry with a delay; a retried fit resumes from its checkpoints.
 
@@ -390,31 +353,8 @@ class PipelineConfig(_Strict):
                 f"fit.keep_best needs estimator.model_fn: {self.estimator.name} cannot yet evaluate or predict with "
                 "its best checkpoint (only its latest); drop keep_best, or use early stopping alone"
             )
-        self._check_retrain()
+        check_retrain_section(self)
         return self
-
-    def _check_retrain(self) -> None:
-        spec = self.retrain
-        windowed = spec.window_days is not None or spec.since is not None
-        if windowed and not (spec.date_column or (self.split.kind == "time" and self.split.column)):
-            raise ValueError(
-                "retrain.window_days and retrain.since need retrain.date_column (or a time split's split.column): "
-                "the date column that says which rows are new"
-            )
-        if spec.metric is not None:
-            allowed = self.judged_metrics
-            if spec.metric.removeprefix("eval_") not in allowed:
-                raise ValueError(
-                    f"retrain.metric {spec.metric!r} is not one this pipeline evaluates with a known direction; "
-                    f"use one of {allowed} (or add it to metrics)"
-                )
-
-    @property
-    def judged_metrics(self) -> list[str]:
-        """The metrics a retrain can judge champion and challenger on (scored from their predictions)."""
-        classifier = self.estimator.is_classifier
-        default = [] if classifier is None else (["accuracy", "log_loss"] if classifier else ["r2", "mse"])
-        return list(dict.fromkeys(m for m in [*self.metrics, *default] if m != "mean_prediction"))
 
     def check_retrainable(self) -> str:
         """What a retrain needs beyond what loading checks; returns the metric it judges models on.
@@ -439,12 +379,8 @@ class PipelineConfig(_Strict):
 
     @property
     def retrain_metric(self) -> str | None:
-        """The metric a retrain judges champion and challenger on: `retrain.metric`, else the first of
-        `judged_metrics` (the first of `metrics`, else accuracy for classifiers, r2 for regressors);
-        None for a custom model_fn with neither `metrics` nor `estimator.task`."""
-        if self.retrain.metric is not None:
-            return self.retrain.metric.removeprefix("eval_")
-        return next(iter(self.judged_metrics), None)
+        """The metric a retrain judges models on (`flows.retrain_config.retrain_metric`)."""
+        return retrain_metric(self)
 
     # ------------------------------------------------------------------ loading
     @classmethod

@@ -1,6 +1,6 @@
 """The pipeline's Prefect tasks: a few lines each around library code (`flows.data`,
-`flows.training`, `flows.evaluation`, `flows.prediction`, and for retraining `flows.retrain` and
-`flows.promotion`).
+`flows.training`, `flows.evaluation`, `flows.prediction`, and for retraining `flows.champion`
+and `flows.promotion`).
 
 Cache and result settings, chosen on purpose: every task runs with `cache_policy=NO_CACHE` and
 `persist_result=False`.
@@ -28,13 +28,14 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from flows import champion as champions
 from flows import data as data_steps
-from flows import evaluation, prediction, retrain, training
+from flows import evaluation, prediction, training
+from flows.champion import Champion
 from flows.config import PipelineConfig, SqlSource
 from flows.data import Dataset, Splits, read_part
 from flows.drift import DriftReport
 from flows.promotion import Decision, score_model
-from flows.retrain import Champion
 from flows.training import TrainingData
 
 __all__ = [
@@ -175,22 +176,22 @@ def predict(
 # ---------------------------------------------------------------------------------------- retraining
 @task(name="select-window", **_IN_PROCESS)
 def select_window(dataset: Dataset, config: PipelineConfig, directory: str) -> Dataset:
-    """The rows in the retrain window (`flows.retrain.select_rows`)."""
-    return retrain.select_rows(dataset, config, directory)
+    """The rows in the retrain window (`flows.champion.select_rows`)."""
+    return champions.select_rows(dataset, config, directory)
 
 
 @task(name="drift", **_IN_PROCESS)
 def drift(run: Any, champion: Champion | None, dataset: Dataset, features: list[str]) -> DriftReport | None:
     """Drift of the new rows against the champion's training rows, logged to `run` and shown as a
-    Prefect table (`flows.retrain.drift_against_champion`); None without a reference."""
+    Prefect table (`flows.champion.drift_against_champion`); None without a reference."""
     from prefect.artifacts import create_table_artifact
 
     from flows.lineage import artifact_key
 
-    report = retrain.drift_against_champion(champion, dataset, features)
+    report = champions.drift_against_champion(champion, dataset, features)
     if report is None:
         return None
-    retrain.log_drift(run, report)
+    champions.log_drift(run, report)
     create_table_artifact(
         report.to_records(),
         key=artifact_key(f"{champion.name}-drift"),
@@ -225,5 +226,5 @@ def compare(
 
 @task(name="promote", retries=1, retry_delay_seconds=2, **_IN_PROCESS)
 def promote(run: Any, decision: Decision, registered: evaluation.RegisteredVersion, fingerprint: str) -> None:
-    """Record the decision and move `champion` when the challenger won (`flows.retrain.record_decision`)."""
-    retrain.record_decision(run, decision, registered, fingerprint)
+    """Record the decision and move `champion` when the challenger won (`flows.champion.record_decision`)."""
+    champions.record_decision(run, decision, registered, fingerprint)

@@ -125,7 +125,7 @@ def test_a_better_challenger_is_promoted_and_models_alias_champion_then_loads_it
     assert run.data.tags["skflow.promotion.decision"] == "promoted"
     assert run.data.metrics["retrain.champion_accuracy"] == pytest.approx(result.champion_score)
     assert client.get_model_version(NAME, "2").tags["skflow.promotion.reason"] == result.reason
-    assert "drift/drift.md" in [a.path for a in client.list_artifacts(result.run_id, "drift")]
+    assert {a.path for a in client.list_artifacts(result.run_id, "drift")} == {"drift/report.txt", "drift/report.json"}
     # The alias is resolved when a batch prediction runs: it is the challenger's model now.
     output = tmp_path / "predictions.parquet"
     batch_predict_flow(f"models:/{NAME}@champion", str(data / "part-001.parquet"), str(output), tracking_uri=uri)
