@@ -6,6 +6,9 @@
   `flows.evaluation`, `flows.prediction`.
 - `run_distributed(config, workers=N)`: the same pipeline with its fit on N local worker processes
   (`flows.workers`; `skflow run CONFIG --workers N`).
+- `retrain_flow(config)`: champion/challenger retraining on the newest data (`flows.retrain`; the
+  champion's library code in `flows.champion`, the decision in `flows.promotion`, drift in
+  `flows.drift`; `skflow retrain CONFIG`).
 - `PipelineConfig`, `load_config`, `ConfigError`: the YAML config (`flows.config`); its sources
   (`flows.sources`).
 - `flows.tracking`: every training recorded in MLflow (`MlflowMonitor`, model logging, the registry),
@@ -33,6 +36,8 @@ _EXPORTS = {
     "TrainResult": "flows.pipelines",
     "PredictResult": "flows.pipelines",
     "run_distributed": "flows.workers",
+    "retrain_flow": "flows.retrain",
+    "RetrainResult": "flows.retrain",
 }
 
 __all__ = sorted(_EXPORTS)
