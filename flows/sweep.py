@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,29 +41,14 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.config import PipelineConfig, load_config
-from flows.sweep_space import SweepSpace, Trial, draw_trials, parse_space, plan_trials
+from flows.config import PipelineConfig
+from flows.sweep_space import SweepPlan, prepare_sweep
 
-__all__ = ["SweepPlan", "SweepResult", "TrialOutcome", "prepare_sweep", "sweep_flow"]
+__all__ = ["SweepPlan", "SweepResult", "TrialOutcome", "prepare_sweep", "print_sweep", "results_table", "sweep_flow"]
 
 logger = logging.getLogger("skflow")
 
 CHALLENGER = "challenger"
-LOWER_IS_BETTER = ("loss", "log_loss", "mse", "rmse", "mae")
-
-
-@dataclass
-class SweepPlan:
-    """A checked sweep: the base config, the space, and each trial with its validated config."""
-
-    config: PipelineConfig
-    space: SweepSpace
-    trials: list[tuple[Trial, PipelineConfig]]
-    mode: str
-    seed: int | None
-    metric: str
-    goal: str
-    model_name: str | None
 
 
 @dataclass
@@ -93,7 +79,7 @@ class SweepResult:
     """What a sweep produced.
 
     Attributes:
-        parent_run_id, experiment, tracking_uri: the MLflow parent run and where it is.
+        parent_run_id, experiment, experiment_id, tracking_uri: the MLflow parent run and where it is.
         metric, goal: what ranked the trials ("eval_accuracy", "max").
         outcomes: every trial, best first (failed and unscored last).
         best: the best finished trial, or None when every trial failed.
@@ -103,6 +89,7 @@ class SweepResult:
 
     parent_run_id: str
     experiment: str
+    experiment_id: str
     tracking_uri: str
     metric: str
     goal: str
@@ -111,65 +98,6 @@ class SweepResult:
     registered: tuple[str, str] | None = None
     seconds: float = 0.0
     status: str = "FINISHED"
-
-
-def metric_goal(metric: str) -> str:
-    """ "min" for a loss or error metric, else "max" (an `eval_` prefix is ignored)."""
-    return "min" if metric.removeprefix("eval_") in LOWER_IS_BETTER else "max"
-
-
-def prepare_sweep(
-    config: str | dict[str, Any],
-    overrides: list[str] | None = None,
-    grid: list[str] | None = None,
-    samples: list[str] | None = None,
-    random: int | None = None,
-    seed: int = 0,
-    metric: str | None = None,
-    model_name: str | None = None,
-    register: bool = True,
-) -> SweepPlan:
-    """Parse and check a sweep without starting anything: the space, the trials, every trial's config.
-
-    Args:
-        config: the pipeline's YAML file (or a dict). overrides: `--set` overrides for every trial.
-        grid: `FIELD=V1,V2` items. samples: `FIELD=DIST` items (with `random`).
-        random: draw this many trials (None: every grid combination). seed: the draws' seed. default=0.
-        metric: the metric ranking the trials (default: the config's primary metric, as `skflow run` logs it).
-        model_name: the registered model the best trial joins (default: `tracking.registered_model`,
-            else the experiment's name). register: register the best trial's model. default=True.
-
-    Returns:
-        a `SweepPlan`. Each trial logs its model when registering (the registry needs one), does
-        not register it itself, skips the config's `predict` section (trials would overwrite one
-        file) and shows no progress bar (trials print at once).
-
-    Raises:
-        ConfigError: a bad option, field or value, naming it.
-    """
-    from flows.evaluation import primary_metric
-    from flows.sources import check_columns
-
-    overrides = list(overrides or [])
-    base = load_config(config, overrides)
-    space = parse_space(grid or [], samples or [])
-    trials = draw_trials(space, random=random, seed=seed)
-    chosen = primary_metric(base)[0] if metric is None else metric.strip()
-    if not chosen.startswith("eval_"):
-        chosen = f"eval_{chosen}"
-    name = (model_name or base.tracking.registered_model or base.experiment) if register else None
-    fixed = ["tracking.registered_model=null", "predict=null"]
-    if register:
-        fixed.append("tracking.log_model=true")
-    if "verbose" not in base.estimator.config:
-        fixed.append("estimator.config.verbose=0")
-    planned = plan_trials(config, overrides, trials, fixed)
-    for _, trial_config in planned:
-        check_columns(trial_config)
-    return SweepPlan(
-        base, space, planned, "random" if random else "grid", seed if random else None, chosen,
-        metric_goal(chosen), name,
-    )  # fmt: skip
 
 
 def _settle_paths(config: PipelineConfig, tracking_uri: str) -> PipelineConfig:
@@ -261,8 +189,10 @@ def _sweep(config: PipelineConfig, plan: SweepPlan, where: str) -> SweepResult:
             settled = _settle_paths(trial_config, tracking_uri)
             futures.append(run_trial.with_options(name=f"trial-{trial.number}").submit(settled, trial.name, tags))
         results = [f.result(raise_on_failure=False) for f in futures]
-        outcomes = _outcomes(parent, plan, results)
-        result = SweepResult(parent.run_id, config.experiment, tracking_uri, plan.metric, plan.goal, outcomes)
+        outcomes, metric, goal = _outcomes(parent, plan, results)
+        result = SweepResult(
+            parent.run_id, config.experiment, parent.experiment_id, tracking_uri, metric, goal, outcomes
+        )
         result.best = next((o for o in outcomes if o.status == "FINISHED" and o.metric is not None), None)
         if result.best is not None and plan.model_name:
             result.registered = _register(result.best, plan.model_name, tracking_uri)
@@ -290,8 +220,7 @@ def _log_plan(parent: Any, plan: SweepPlan, where: str) -> None:
     params = {
         "sweep.mode": plan.mode,
         "sweep.trials": str(len(plan.trials)),
-        "sweep.metric": plan.metric,
-        "sweep.goal": plan.goal,
+        "sweep.metric": plan.metric or "the trials' primary metric",
         "sweep.runner": where,
         **{f"sweep.space.{k}": v[:6000] for k, v in plan.space.describe().items()},
     }
@@ -301,8 +230,14 @@ def _log_plan(parent: Any, plan: SweepPlan, where: str) -> None:
         get_client(parent.tracking_uri).log_batch(parent.run_id, params=[Param(k, v) for k, v in params.items()])
 
 
-def _outcomes(parent: Any, plan: SweepPlan, results: list[Any]) -> list[TrialOutcome]:
-    """Each trial's outcome (its MLflow child run found by its tags), best first."""
+def _outcomes(parent: Any, plan: SweepPlan, results: list[Any]) -> tuple[list[TrialOutcome], str, str]:
+    """Each trial's outcome, best first, and the metric and goal that ranked them.
+
+    A failed trial's MLflow child run is found by its tags; one left RUNNING (its worker died) is
+    ended FAILED, and one that failed before its run existed gets a FAILED run, so that every
+    trial is in the tracking store with its error."""
+    from flows.lineage import finish_run
+    from flows.tracking import TrackedRun, create_run
     from flows.tracking.store import bounded_requests, get_client
 
     client = get_client(parent.tracking_uri)
@@ -311,20 +246,37 @@ def _outcomes(parent: Any, plan: SweepPlan, results: list[Any]) -> list[TrialOut
             [parent.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.run_id}'", max_results=5000
         )
     runs = {r.data.tags.get("skflow.sweep.trial"): r for r in children}
+    metric, goal = plan.metric, plan.goal
+    if metric is None:  # the primary metric the trials' runs recorded (flows.evaluation), the commonest
+        tagged = [(t["skflow.primary_metric"], t.get("skflow.primary_metric_goal", "max")) for t in tags_of(children)]
+        metric, goal = Counter(tagged).most_common(1)[0][0] if tagged else ("eval_loss", "min")
     outcomes = []
     for (trial, _), result in zip(plan.trials, results, strict=True):
         run = runs.get(str(trial.number))
         outcome = TrialOutcome(trial.number, trial.name, trial.values, "FAILED", run_id=run and run.info.run_id)
         if isinstance(result, BaseException):
-            outcome.error = f"{type(result).__name__}: {str(result).strip().splitlines()[0] if str(result) else ''}"
-            outcome.status = run.info.status if run is not None and run.info.status != "RUNNING" else "FAILED"
+            message = str(result).strip().splitlines()[0] if str(result).strip() else ""
+            outcome.error = f"{type(result).__name__}: {message}"
+            if run is None:
+                tags = {"mlflow.parentRunId": parent.run_id, "skflow.sweep.trial": str(trial.number)}
+                created = create_run(plan.config.experiment, trial.name, tags, parent.tracking_uri)
+                outcome.run_id = created.run_id
+                finish_run(created, result)
+            elif run.info.status == "RUNNING":
+                finish_run(TrackedRun(run.info.run_id, run.info.experiment_id, parent.tracking_uri), result)
         else:
             outcome.status, outcome.model_uri, outcome.seconds = result.status, result.model_uri, result.seconds
-            value = result.metrics.get(plan.metric)
+            value = result.metrics.get(metric)
             outcome.metric = float(value) if value is not None and math.isfinite(value) else None
         outcomes.append(outcome)
-    sign = -1.0 if plan.goal == "max" else 1.0
-    return sorted(outcomes, key=lambda o: (o.metric is None, sign * (o.metric or 0.0), o.number))
+    sign = -1.0 if goal == "max" else 1.0
+    ranked = sorted(outcomes, key=lambda o: (o.metric is None, sign * (o.metric or 0.0), o.number))
+    return ranked, metric, goal
+
+
+def tags_of(runs: list[Any]) -> list[dict[str, str]]:
+    """The tags of the runs that recorded a primary metric."""
+    return [r.data.tags for r in runs if "skflow.primary_metric" in r.data.tags]
 
 
 def _register(best: TrialOutcome, name: str, tracking_uri: str) -> tuple[str, str] | None:
@@ -362,11 +314,11 @@ def _log_results(parent: Any, result: SweepResult) -> None:
     client = get_client(parent.tracking_uri)
     finished = sum(o.status == "FINISHED" for o in result.outcomes)
     stamp = int(time.time() * 1000)
+    tags = [RunTag("skflow.sweep.metric", result.metric), RunTag("skflow.sweep.goal", result.goal)]
     metrics = [
         Metric("trials_finished", finished, stamp, 0),
         Metric("trials_failed", len(result.outcomes) - finished, stamp, 0),
     ]
-    tags = []
     if result.best is not None:
         metrics.append(Metric(f"best_{result.metric}", result.best.metric, stamp, 0))
         tags += [
@@ -412,3 +364,35 @@ def _prefect_summary(result: SweepResult) -> None:
     from flows.lineage import artifact_key
 
     create_markdown_artifact(_markdown(result), key=artifact_key(f"{result.experiment}-sweep"))
+
+
+def print_sweep(result: SweepResult) -> None:
+    """Print the trials (trial, params, metric, status), best first, then the best and where it went."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from flows.lineage import mlflow_run_url
+    from flows.tracking import TrackedRun
+
+    console = Console()
+    console = console if console.is_terminal else Console(width=200)  # a log or a pipe: do not fold the table
+    finished = sum(o.status == "FINISHED" for o in result.outcomes)
+    console.print(
+        f"Sweep of {result.experiment}: {finished} of {len(result.outcomes)} trials finished in {result.seconds:.1f} s, "
+        f"ranked by {result.metric} ({'higher' if result.goal == 'max' else 'lower'} is better)"
+    )
+    table = Table()
+    for name, justify in (("trial", "right"), ("params", "left"), (result.metric, "right"), ("status", "left")):
+        table.add_column(name, justify=justify)
+    for row in results_table(result):
+        value = row[result.metric]
+        status = row["status"] + (f": {row['error'][:120]}" if row["error"] else "")
+        table.add_row(str(row["trial"]), row["params"], "-" if value is None else f"{value:.6g}", status)
+    console.print(table)
+    if result.best is not None:
+        console.print(f"best: {result.best.name} (MLflow run {result.best.run_id})")
+    if result.registered is not None:
+        name, version = result.registered
+        console.print(f"registered: models:/{name}@{CHALLENGER} (version {version})")
+    parent = TrackedRun(result.parent_run_id, result.experiment_id, result.tracking_uri)
+    console.print(f"MLflow parent run {result.parent_run_id}: {mlflow_run_url(parent)}")

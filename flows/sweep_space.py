@@ -32,10 +32,21 @@ from typing import Any
 
 from flows.config import ConfigError, PipelineConfig, load_config
 
-__all__ = ["Distribution", "SweepSpace", "Trial", "draw_trials", "parse_space", "plan_trials"]
+__all__ = [
+    "Distribution",
+    "SweepPlan",
+    "SweepSpace",
+    "Trial",
+    "draw_trials",
+    "metric_goal",
+    "parse_space",
+    "plan_trials",
+    "prepare_sweep",
+]
 
 DISTRIBUTIONS = "uniform(low,high), loguniform(low,high), int(low,high) or choice(a,b,...)"
 MAX_TRIALS = 1000
+LOWER_IS_BETTER = ("loss", "log_loss", "mse", "rmse", "mae")
 
 
 @dataclass(frozen=True)
@@ -100,8 +111,14 @@ class Trial:
         return f"trial-{self.number} {shown}".strip()
 
     def overrides(self) -> list[str]:
-        """The trial's values as `--set` overrides (JSON is YAML)."""
-        return [f"{k}={json.dumps(v)}" for k, v in self.values.items()]
+        """The trial's values as `--set` overrides (YAML, as `--set` reads them)."""
+        return [f"{k}={_yaml_text(v)}" for k, v in self.values.items()]
+
+
+def _yaml_text(value: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).removesuffix("\n...\n").strip()
 
 
 def _short(key: str) -> str:
@@ -127,7 +144,11 @@ def _yaml_list(raw: str, what: str) -> list[Any]:
         values = yaml.safe_load(f"[{raw}]")
     except yaml.YAMLError:
         raise ConfigError(f"{what}: the values are not comma-separated YAML (quote strings holding commas)") from None
-    return list(values)
+    return [float(v) if isinstance(v, str) and _EXPONENT.fullmatch(v) else v for v in values]
+
+
+# YAML 1.1 (PyYAML) reads 1e-4 as a string: a float needs a dot there (1.0e-4). People write 1e-4.
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def parse_space(grid: list[str], samples: list[str]) -> SweepSpace:
@@ -220,3 +241,87 @@ def plan_trials(
         except ConfigError as exc:
             raise ConfigError(f"{trial.name}: {exc}") from None
     return planned
+
+
+@dataclass
+class SweepPlan:
+    """A checked sweep: the base config, the space, and each trial with its validated config.
+
+    Attributes:
+        config: the base config (file and `--set`). space, trials: the space and each trial's config.
+        mode: "grid" or "random". seed: the random draws' seed (None for a grid).
+        metric, goal: what ranks the trials ("eval_accuracy", "max"); None: the primary metric
+            the trials' runs record (tag `skflow.primary_metric`, as `skflow runs` sorts by).
+        model_name: the registered model the best trial's model joins (None: not registered).
+    """
+
+    config: PipelineConfig
+    space: SweepSpace
+    trials: list[tuple[Trial, PipelineConfig]]
+    mode: str
+    seed: int | None
+    metric: str | None
+    goal: str | None
+    model_name: str | None
+
+
+def metric_goal(metric: str) -> str:
+    """ "min" for a loss or error metric, else "max" (an `eval_` prefix is ignored)."""
+    return "min" if metric.removeprefix("eval_") in LOWER_IS_BETTER else "max"
+
+
+def prepare_sweep(
+    config: str | dict[str, Any],
+    overrides: list[str] | None = None,
+    grid: list[str] | None = None,
+    samples: list[str] | None = None,
+    random: int | None = None,
+    seed: int = 0,
+    metric: str | None = None,
+    model_name: str | None = None,
+    register: bool = True,
+) -> SweepPlan:
+    """Parse and check a sweep without starting anything: the space, the trials, every trial's config.
+
+    Args:
+        config: the pipeline's YAML file (or a dict). overrides: `--set` overrides for every trial.
+        grid: `FIELD=V1,V2` items. samples: `FIELD=DIST` items (with `random`).
+        random: draw this many trials (None: every grid combination). seed: the draws' seed. default=0.
+        metric: the metric ranking the trials, e.g. "accuracy" or "eval_loss" (default: the primary
+            metric each trial's run records, as `skflow runs` sorts by).
+        model_name: the registered model the best trial joins (default: `tracking.registered_model`,
+            else the experiment's name). register: register the best trial's model. default=True.
+
+    Returns:
+        a `SweepPlan`. Each trial logs its model when registering (the registry needs one), does
+        not register it itself, skips the config's `predict` section (trials would overwrite one
+        file) and shows no progress bar (trials print at once).
+
+    Raises:
+        ConfigError: a bad option, field or value, naming it.
+    """
+    import copy
+
+    from flows.sources import check_columns
+
+    overrides = list(overrides or [])
+    base = load_config(copy.deepcopy(config) if isinstance(config, dict) else config, overrides)
+    space = parse_space(grid or [], samples or [])
+    trials = draw_trials(space, random=random, seed=seed)
+    chosen = None
+    if metric is not None:
+        chosen = metric.strip() if metric.strip().startswith("eval_") else f"eval_{metric.strip()}"
+        if chosen == "eval_":
+            raise ConfigError("--metric '': expected a metric name, e.g. --metric accuracy")
+    name = (model_name or base.tracking.registered_model or base.experiment) if register else None
+    fixed = ["tracking.registered_model=null", "predict=null"]
+    if register:
+        fixed.append("tracking.log_model=true")
+    if "verbose" not in base.estimator.config:
+        fixed.append("estimator.config.verbose=0")
+    planned = plan_trials(config, overrides, trials, fixed)
+    for _, trial_config in planned:
+        check_columns(trial_config)
+    goal = None if chosen is None else metric_goal(chosen)
+    mode = "random" if random else "grid"
+    return SweepPlan(base, space, planned, mode, seed if random else None, chosen, goal, name)
