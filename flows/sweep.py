@@ -42,7 +42,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.config import PipelineConfig
-from flows.sweep_space import SweepPlan, prepare_sweep
+from flows.sweep_space import SweepPlan, prepare_sweep, yaml_text
 
 __all__ = ["SweepPlan", "SweepResult", "TrialOutcome", "prepare_sweep", "print_sweep", "results_table", "sweep_flow"]
 
@@ -236,6 +236,8 @@ def _outcomes(parent: Any, plan: SweepPlan, results: list[Any]) -> tuple[list[Tr
     A failed trial's MLflow child run is found by its tags; one left RUNNING (its worker died) is
     ended FAILED, and one that failed before its run existed gets a FAILED run, so that every
     trial is in the tracking store with its error."""
+    from mlflow.entities import Param
+
     from flows.lineage import finish_run
     from flows.tracking import TrackedRun, create_run
     from flows.tracking.store import bounded_requests, get_client
@@ -269,6 +271,10 @@ def _outcomes(parent: Any, plan: SweepPlan, results: list[Any]) -> tuple[list[Tr
             value = result.metrics.get(metric)
             outcome.metric = float(value) if value is not None and math.isfinite(value) else None
         outcomes.append(outcome)
+        if outcome.run_id is not None:  # the values tried, on every trial's run (a failed one has no others)
+            params = [Param(f"sweep.{k}", yaml_text(v)[:6000]) for k, v in trial.values.items()]
+            with bounded_requests():
+                client.log_batch(outcome.run_id, params=params)
     sign = -1.0 if goal == "max" else 1.0
     ranked = sorted(outcomes, key=lambda o: (o.metric is None, sign * (o.metric or 0.0), o.number))
     return ranked, metric, goal
@@ -386,7 +392,8 @@ def print_sweep(result: SweepResult) -> None:
         table.add_column(name, justify=justify)
     for row in results_table(result):
         value = row[result.metric]
-        status = row["status"] + (f": {row['error'][:120]}" if row["error"] else "")
+        error = row["error"] if len(row["error"]) <= 100 else row["error"][:99] + "…"
+        status = row["status"] + (f": {error}" if error else "")
         table.add_row(str(row["trial"]), row["params"], "-" if value is None else f"{value:.6g}", status)
     console.print(table)
     if result.best is not None:

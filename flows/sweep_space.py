@@ -42,6 +42,7 @@ __all__ = [
     "parse_space",
     "plan_trials",
     "prepare_sweep",
+    "yaml_text",
 ]
 
 DISTRIBUTIONS = "uniform(low,high), loguniform(low,high), int(low,high) or choice(a,b,...)"
@@ -112,10 +113,11 @@ class Trial:
 
     def overrides(self) -> list[str]:
         """The trial's values as `--set` overrides (YAML, as `--set` reads them)."""
-        return [f"{k}={_yaml_text(v)}" for k, v in self.values.items()]
+        return [f"{k}={yaml_text(v)}" for k, v in self.values.items()]
 
 
-def _yaml_text(value: Any) -> str:
+def yaml_text(value: Any) -> str:
+    """`value` as one line of YAML (`0.001`, `Adam`, `[16, 16]`), as `--set` reads it back."""
     import yaml
 
     return yaml.safe_dump(value, default_flow_style=True, width=10**6).removesuffix("\n...\n").strip()

@@ -126,8 +126,9 @@ def test_each_trial_is_a_child_run_of_the_sweep_and_the_failed_one_records_its_e
     assert "Unknown optimizer 'NoSuchOptimizer'" in children[3].data.tags["skflow.error"]
     assert parent.data.params["sweep.space.estimator.params.optimizer"] == '["Adam", "SGD", "NoSuchOptimizer"]'
     assert parent.data.metrics["trials_finished"] == 2 and parent.data.metrics["trials_failed"] == 1
-    for n in (1, 2):
-        assert children[n].data.params["estimator.params.optimizer"] in ("Adam", "SGD")
+    tried = {n: children[n].data.params["sweep.estimator.params.optimizer"] for n in (1, 2, 3)}
+    assert tried == {1: "Adam", 2: "SGD", 3: "NoSuchOptimizer"}
+    assert [children[n].data.params["estimator.optimizer"] for n in (1, 2)] == ["Adam", "SGD"]  # what trained
 
 
 def test_the_best_trial_is_registered_as_challenger(swept):
