@@ -28,7 +28,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -302,7 +301,7 @@ def results_table(result: SweepResult) -> list[dict[str, Any]]:
     return [
         {
             "trial": o.number,
-            "params": ", ".join(f"{k}={json.dumps(v)}" for k, v in o.values.items()),
+            "params": ", ".join(f"{k}={yaml_text(v)}" for k, v in o.values.items()),
             result.metric: o.metric,
             "status": o.status,
             "run_id": o.run_id or "",
