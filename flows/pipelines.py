@@ -27,7 +27,6 @@ from prefect import flow
 
 from flows import tasks
 from flows.config import PipelineConfig, SqlSource, load_config
-from flows.server import use_server_environment
 from flows.sources import check_columns, describe
 
 __all__ = ["PredictResult", "TrainResult", "batch_predict_flow", "train_flow"]
@@ -104,6 +103,8 @@ def train_flow(config: PipelineConfig, run_tags: dict[str, str] | None = None) -
     from flows.run_logs import skflow_logs_in_prefect
 
     started = time.perf_counter()
+    from flows.server import use_server_environment  # only its cheap environment module
+
     use_server_environment()  # the credentials of a `skflow server --auth` the URLs point at
     config = config if isinstance(config, PipelineConfig) else load_config(config)
     check_columns(config)
@@ -199,6 +200,7 @@ def batch_predict_flow(
     from prefect.artifacts import create_markdown_artifact
 
     from flows.lineage import artifact_key
+    from flows.server import use_server_environment  # only its cheap environment module
 
     use_server_environment()
     result = tasks.predict(model_uri, source, output, id_column=id_column, tracking_uri=tracking_uri)
