@@ -7,15 +7,15 @@ same config, the same 4 trials (a grid of 4 learning rates), the same Prefect se
 before both) and a fresh copy of one migrated MLflow SQLite store each. Both pay for importing
 TensorFlow: once in the sequential process, once per worker in parallel (the workers import it at
 the same time). The workload: scikit-learn's digits (1,797 rows x 64), DNNClassifier 64-32,
-batch 64, `--steps` steps per trial (default 600), each trial logging its model (the best is
+batch 64, `--steps` steps per trial (default 30,000), each trial logging its model (the best is
 registered as challenger). Rounds alternate the order (AB, BA, ...); the median ratio is reported,
 with each run's wall time, the sweep's own time (from its output) and the load average (the
 machine's cores are shared: the figures are noisy).
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_sweep.py                  # 1 round (~3-6 min on 2 shared cores)
-    .venv/bin/python benchmarks/bench_sweep.py --rounds 2 --steps 1500
+    .venv/bin/python benchmarks/bench_sweep.py                  # 1 round (~3-5 min on 2 shared cores)
+    .venv/bin/python benchmarks/bench_sweep.py --rounds 2 --steps 600
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _sweep(project: Path, template: Path, workers: int, env: dict[str, str]) -> 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and write its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=600, help="training steps per trial")
+    parser.add_argument("--steps", type=int, default=30000, help="training steps per trial")
     parser.add_argument("--rounds", type=int, default=1, help="rounds (each runs both, alternating the order)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sweep.json"))
     args = parser.parse_args(argv)
