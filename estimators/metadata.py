@@ -10,6 +10,7 @@ it back, so a restored model checks and encodes its input exactly as the one tha
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,14 +76,19 @@ class ModelMetadata:
         self.feeder_state: dict[str, Any] | None = None
         self.column_dtypes: dict[str, str] | None = None
         self._loaded = False
+        self.unsaved = False  # recorded, waiting for the model_dir's first checkpoint to be written
 
     # ------------------------------------------------------------------ persistence
     def load(self) -> ModelMetadata:
-        """Read skflow.json once, if the model_dir has one and nothing is known yet."""
+        """Read skflow.json once, if the model_dir has one with a checkpoint and nothing is known yet."""
         if self._loaded or self.features is not None:
             return self
         self._loaded = True
         meta = ckpt.read_meta(self.model_dir)
+        if meta and tf.train.latest_checkpoint(self.model_dir) is None:
+            # Written by a first fit that failed before its first checkpoint (a model_fn bug, bad
+            # data): no model was trained, so nothing binds the next fit to that fit's inputs.
+            meta = None
         if meta:
             self.features = signature_from_json(meta.get("features"))
             self.targets = signature_from_json(meta.get("targets"))
@@ -92,10 +98,21 @@ class ModelMetadata:
                 self.column_dtypes = meta.get("column_dtypes")
         return self
 
+    def _save_with_a_model(self) -> None:
+        """Save now if the model_dir holds a checkpoint, else when its first one is written
+        (`ModelState.save`): a first fit that fails before it leaves the directory as it was."""
+        if tf.train.latest_checkpoint(self.model_dir) is None:
+            self.unsaved = True
+            if self.write_enabled:  # the directory exists from here on, as monitors expect (their files go there)
+                os.makedirs(self.model_dir, exist_ok=True)
+        else:
+            self.save()
+
     def save(self) -> None:
         """Write skflow.json atomically (chief only)."""
         if not self.write_enabled or self.features is None:
             return
+        self.unsaved = False
         ckpt.write_meta(
             self.model_dir,
             {
@@ -130,14 +147,14 @@ class ModelMetadata:
         if self.feeder_state is None and state is not None:
             self.feeder_state = state
             self.column_dtypes = dtypes
-            self.save()
+            self._save_with_a_model()
 
     def record(self, features: Signatures, targets: Signatures, where: str) -> None:
         """The first fit records the signatures; every later call checks against them."""
         self.load()
         if self.features is None:
             self.features, self.targets = features, targets
-            self.save()
+            self._save_with_a_model()
             return
         self.check(features, targets, where)
 

@@ -75,7 +75,8 @@ def validate_model_fn(model_fn: Any, params: Any) -> tuple[str, ...]:
     """Check that `model_fn` is callable and can take what the Estimator will pass.
 
     Raises:
-        TypeError: model_fn is not callable, or lacks a `features` argument.
+        TypeError: model_fn is not callable, lacks a `features` argument, or takes an argument without a
+            default that the Estimator cannot pass.
         ValueError: `params` are given but the model_fn has no `params` argument (the original's rule).
     """
     if not callable(model_fn):
@@ -93,6 +94,17 @@ def validate_model_fn(model_fn: Any, params: Any) -> tuple[str, ...]:
         )
     if "targets" in args and "labels" in args:
         raise TypeError("model_fn takes both `targets` and `labels`; they are the same thing, keep one.")
+    unfillable = [
+        name
+        for index, (name, _, has_default) in enumerate(_parameters(model_fn, args))
+        if name not in _INJECTED and not has_default and index >= len(_ORDER)
+    ]
+    if unfillable:  # else a TypeError from deep inside TensorFlow's tracing at the first step
+        raise TypeError(
+            f"model_fn ({_name(model_fn)}) takes argument(s) {unfillable} that the Estimator cannot pass: it "
+            "passes features, targets (or labels), mode, params and config. Give them a default value, or "
+            "read them from params."
+        )
     return args
 
 
@@ -140,6 +152,7 @@ def call_model_fn(
 
 
 _ORDER = ("features", "targets", "mode", "params", "config")
+_INJECTED = frozenset({*_ORDER, "labels"})
 
 
 class ModelFunction(NamedTuple):

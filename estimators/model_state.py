@@ -220,6 +220,8 @@ class ModelState:
             return None
         path = self.checkpoints.save(rt.global_step, rt.store.variables, rt.optimizer_vars, rt.step)
         self.last_saved_step = rt.step
+        if self.meta.unsaved:  # the first checkpoint: now skflow.json describes a model
+            self.meta.save()
         return path
 
     def save_now(self, loss: Any = None) -> str | None:

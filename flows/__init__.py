@@ -4,6 +4,8 @@
   (`flows.pipelines`), on tasks (`flows.tasks`) that call plain library code: `flows.data`
   (ingest, validate, split), `flows.training` (estimator, monitors, resumable fit),
   `flows.evaluation`, `flows.prediction`.
+- `run_distributed(config, workers=N)`: the same pipeline with its fit on N local worker processes
+  (`flows.workers`; `skflow run CONFIG --workers N`).
 - `PipelineConfig`, `load_config`, `ConfigError`: the YAML config (`flows.config`); its sources
   (`flows.sources`).
 - `flows.tracking`: every training recorded in MLflow (`MlflowMonitor`, model logging, the registry),
@@ -32,6 +34,7 @@ _EXPORTS = {
     "batch_predict_flow": "flows.pipelines",
     "TrainResult": "flows.pipelines",
     "PredictResult": "flows.pipelines",
+    "run_distributed": "flows.workers",
 }
 
 __all__ = sorted(_EXPORTS)

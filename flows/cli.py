@@ -1,12 +1,15 @@
 """`skflow`: run pipelines from the shell.
 
     skflow run CONFIG [--set key.path=value ...]   train (and predict) as the YAML config says
-    skflow sweep CONFIG --grid FIELD=V1,V2 ...      a hyper-parameter sweep on Dask workers (`flows.sweep`)
+               [--workers N]                     ... the fit on N local worker processes
+    skflow sweep CONFIG --grid FIELD=V1,V2 ...     a hyper-parameter sweep on Dask workers (`flows.sweep`)
     skflow predict MODEL_URI SOURCE OUTPUT         batch predictions with a logged model
     skflow runs [EXPERIMENT]                       the runs, best first
     skflow ui                                      the MLflow UI on the project's runs
     skflow demo                                    two runs and a batch prediction on embedded defaults
     skflow server start|stop|status|env            real Prefect and MLflow servers (`flows.server`)
+    skflow serve CONFIG --cron "0 3 * * *"         retrain on a schedule, as a Prefect deployment
+    skflow compare RUN [RUN ...]                   the params that differ, metrics, overlaid curves
 
 Exit codes: 0 done, 1 the run failed, 2 bad usage or an invalid config (nothing was started).
 
@@ -77,6 +80,15 @@ def run(
         list[str] | None,
         typer.Option("--set", help="Override a field: --set fit.epochs=5 (repeatable; values are YAML)."),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Spread the fit over N local worker processes (a TF_CONFIG cluster on 127.0.0.1); "
+            "still one flow run and one MLflow run, the chief's (flows.workers).",
+        ),
+    ] = 1,
 ) -> None:
     """Train (and predict) as the YAML config says: one Prefect flow run, one MLflow run."""
     from flows.foreground import start_local_server
@@ -104,7 +116,12 @@ def run(
         if server is not None:
             server.wait()
         with without_heartbeats():
-            result = train_flow(pipeline)
+            if workers > 1:
+                from flows.workers import run_distributed
+
+                result = run_distributed(pipeline, workers)
+            else:
+                result = train_flow(pipeline)
     except KeyboardInterrupt:
         _err("Interrupted: the MLflow run is KILLED; its checkpoints stay in the model_dir.")
         raise typer.Exit(130) from None
@@ -277,6 +294,81 @@ def demo() -> None:
     run_demo([])
 
 
+@app.command()
+def serve(
+    config: Annotated[str, typer.Argument(help="The pipeline's YAML file (the deployment's parameters).")],
+    cron: Annotated[str | None, typer.Option(help='A cron schedule, e.g. "0 3 * * *" (03:00 every day).')] = None,
+    interval: Annotated[float | None, typer.Option(help="Run every this many seconds instead.")] = None,
+    name: Annotated[str | None, typer.Option(help="The deployment's name (default: the experiment).")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a field: --set fit.epochs=5 (repeatable; values are YAML)."),
+    ] = None,
+) -> None:
+    """Serve retraining as a Prefect deployment on a schedule, until Ctrl-C (needs a real Prefect server).
+
+    The deployment also runs ad hoc: from the Prefect UI or `prefect deployment run FLOW/NAME`.
+    """
+    from flows.server import use_server_environment
+
+    _quiet_tensorflow()
+    _project_imports()
+    use_server_environment(set_urls=True)  # a running `skflow server`, when no URL is set
+    from flows.foreground import configured_api_url
+    from flows.serve import NO_API_URL
+
+    if configured_api_url() is None:  # refused at once, before Prefect or the config's source load
+        _err(f"Not serving: {NO_API_URL}")
+        raise typer.Exit(USAGE)
+    from flows.config import ConfigError, load_config
+    from flows.serve import ServeError, check_schedule, check_servable, serve_config
+    from flows.sources import check_columns
+
+    try:
+        schedule = check_schedule(cron, interval)
+        pipeline = load_config(config, set_ or [])
+        check_columns(pipeline)
+        check_servable(pipeline)
+    except ServeError as exc:
+        _err(str(exc))
+        raise typer.Exit(USAGE) from None
+    except ConfigError as exc:
+        _err(f"Invalid config: {exc}")
+        raise typer.Exit(USAGE) from None
+    try:
+        serve_config(pipeline, schedule, name=name)
+    except ServeError as exc:
+        _err(f"Not serving: {exc}")
+        raise typer.Exit(USAGE) from None
+
+
+@app.command()
+def compare(
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more MLflow run ids.", metavar="RUN...")],
+    output_dir: Annotated[str | None, typer.Option(help="Where the PNG goes (default: a temporary folder).")] = None,
+    log_plot: Annotated[bool, typer.Option(help="Also log the PNG to each run as compare/<runs>.png.")] = True,
+    json_: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """The parameters that differ, the metrics, a PNG of the overlaid curves and the MLflow UI compare URL."""
+    from flows.compare import compare_runs, describe
+    from flows.server import use_server_environment
+
+    use_server_environment()
+    try:
+        comparison = compare_runs(list(run_ids), output_dir=output_dir, log_plot=log_plot)
+    except ValueError as exc:
+        _err(str(exc))
+        raise typer.Exit(USAGE) from None
+    if json_:
+        import json
+
+        typer.echo(json.dumps(describe(comparison), indent=2, default=str))
+        return
+    from flows.compare import print_comparison
+
+    print_comparison(comparison)
+
+
 server_app = typer.Typer(
     help="Real Prefect and MLflow servers on 127.0.0.1 (PostgreSQL by default), for a team or for uptime.",
     no_args_is_help=True,
@@ -331,10 +423,29 @@ def server_status(
 
 
 @server_app.command("env")
-def server_env(directory: DirOption = None) -> None:
-    """`export NAME=value` lines for `eval "$(skflow server env)"`, secrets included; 3 if not running."""
+def server_env(
+    directory: DirOption = None,
+    compose: Annotated[
+        str | None,
+        typer.Option(
+            "--compose",
+            help="The .env file of infra/compose's deployment: print the environment for those services instead.",
+        ),
+    ] = None,
+) -> None:
+    """`export NAME=value` lines for `eval "$(skflow server env)"`, secrets included; 3 if not running.
+
+    With `--compose infra/compose/.env`, the lines for the docker compose deployment's services
+    (its published ports on 127.0.0.1, MLflow's admin, Prefect's auth string); 2 if the file is
+    missing or still holds the template's placeholders.
+    """
     from flows.server import commands
 
+    if compose is not None:
+        if directory is not None:
+            _err("--compose and --dir name different deployments: give one of them.")
+            raise typer.Exit(USAGE)
+        raise typer.Exit(commands.compose_env(compose))
     raise typer.Exit(commands.env(directory))
 
 

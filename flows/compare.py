@@ -20,7 +20,7 @@ import pandas as pd
 
 from flows.tracking.store import bounded_requests, get_client, resolve_store
 
-__all__ = ["Comparison", "compare_runs", "compare_url", "curve_keys"]
+__all__ = ["Comparison", "compare_runs", "compare_url", "curve_keys", "describe", "print_comparison"]
 
 DEFAULT_UI = "http://127.0.0.1:5000"
 _CURVES = ("loss", "val_loss")
@@ -162,3 +162,35 @@ def describe(comparison: Comparison) -> dict[str, Any]:
         "plot": comparison.plot_path,
         "url": comparison.ui_url,
     }
+
+
+def print_comparison(comparison: Comparison) -> None:
+    """Print a comparison (`skflow compare`): the runs, the params that differ, the metrics, the PNG, the URL."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console = console if console.is_terminal else Console(width=200)  # a pipe or a log: no folded tables
+    names = list(comparison.runs["name"])
+    runs = Table(title="runs")
+    for column in ("name", "run_id", "status"):
+        runs.add_column(column)
+    for row in comparison.runs.itertuples():
+        runs.add_row(row.name, row.run_id, row.status)
+    console.print(runs)
+    for title, frame, fmt in (
+        ("parameters that differ", comparison.params, str),
+        ("metrics (latest value)", comparison.metrics, lambda v: f"{v:.6g}"),
+    ):
+        table = Table(title=title)
+        table.add_column("")
+        for name in names:
+            table.add_column(name, justify="right")
+        for key, row in frame.iterrows():
+            table.add_row(str(key), *("" if pd.isna(v) else fmt(v) for v in row.tolist()))
+        if frame.empty:
+            console.print(f"{title}: none")
+        else:
+            console.print(table)
+    console.print(f"curves: {comparison.plot_path}")
+    console.print(f"MLflow UI: {comparison.ui_url}")

@@ -256,6 +256,18 @@ class TrackingConfig(_Strict):
     log_every_n_steps: int = Field(100, ge=1)
     log_model: bool = True
 
+    @field_validator("uri")
+    @classmethod
+    def _not_a_file_store(cls, uri: str | None) -> str | None:
+        # MLflow 3 refuses its file store when the first run starts, after the pipeline began.
+        scheme = uri.split("://", 1)[0] if uri and "://" in uri else ""
+        if uri and scheme in ("", "file") and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
+            raise ValueError(
+                f"{uri!r} is a directory: MLflow's file store is retired. Use a database, e.g. "
+                f"'sqlite:///{uri.removeprefix('file://').rstrip('/')}/mlflow.db', or a server's http(s):// URL"
+            )
+        return uri
+
 
 class RetryConfig(_Strict):
     """Prefect task retries: I/O tasks retry with a delay; a retried fit resumes from its checkpoints.

@@ -280,7 +280,7 @@ def check_columns(config: PipelineConfig, columns: Mapping[str, str] | None = No
 
     Raises:
         ConfigError: a named column is missing (naming it, the field that names it and the columns
-            there are), or a source cannot be read.
+            there are), a source cannot be read, or a file source holds no rows.
     """
     try:
         columns = dict(columns) if columns is not None else source_columns(config.source)
@@ -297,12 +297,39 @@ def check_columns(config: PipelineConfig, columns: Mapping[str, str] | None = No
     ]
     if problems:
         raise ConfigError("\n".join(problems) + f"\nIts columns are: {sorted(columns)}")
+    if _is_file_source(config.source) and not _any_rows(config.source):
+        raise ConfigError(
+            f"source {describe(config.source)!r} holds no rows (a header and nothing else): write the data "
+            "again, or point `source` at the data."
+        )
     if config.split.kind == "source":
         _check_also(config.split.eval_source, [config.target, *(config.features or [])], "split.eval_source")
     if config.predict is not None:
         wanted = [*(config.features or []), *_maybe(config.predict.id_column or config.id_column)]
         _check_also(config.predict.source, wanted, "predict.source")
     return columns
+
+
+def _is_file_source(source: str | SqlSource) -> bool:
+    return isinstance(source, str) and (source.partition(":")[0] not in ("sklearn", "demo") or os.path.exists(source))
+
+
+def _any_rows(source: str) -> bool:
+    """Whether a file source holds at least one row (Parquet: its metadata; CSV: its first row),
+    looking at its files until one does."""
+    for path in list_files(source):
+        try:
+            if _is_parquet(path):
+                import pyarrow.parquet as pq
+
+                rows = pq.ParquetFile(path).metadata.num_rows
+            else:
+                rows = len(pd.read_csv(path, nrows=1))
+        except Exception as exc:  # noqa: BLE001 - turned into a message naming the file
+            raise ConfigError(str(_file_error(path, exc))) from None
+        if rows:
+            return True
+    return False
 
 
 def _check_also(source: str | SqlSource, names: list[str], field: str) -> None:

@@ -28,6 +28,7 @@ class CannedClassifier(ClassifierMixin, CannedEstimator):
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.ravel()
+        _check_no_missing_labels(y)
         check_classification_targets(y)
         if reset or not hasattr(self, "classes_"):
             self.classes_ = self._classes(np.unique(y), classes)
@@ -109,3 +110,18 @@ class CannedClassifier(ClassifierMixin, CannedEstimator):
         """Predicted class labels, array of shape (n_samples,)."""
         ids = np.argmax(self.predict_proba(X), axis=1)
         return self.classes_[ids]
+
+
+def _check_no_missing_labels(y: np.ndarray) -> None:
+    """Labels of dtype object (strings, mixed) may hold None or NaN, which scikit-learn's checks let
+    through to a sort that fails with "'<' not supported between instances of 'float' and 'str'"."""
+    if y.dtype != object:
+        return  # float NaN is scikit-learn's "Input y contains NaN."
+    import pandas as pd
+
+    missing = np.flatnonzero(pd.isna(y))
+    if missing.size:
+        raise ValueError(
+            f"Input y contains NaN or None: {missing.size} of {y.size} labels are missing (the first at row "
+            f"{int(missing[0])}). Drop those rows, or give them a label."
+        )

@@ -28,7 +28,7 @@ from flows.server.environment import client_environment
 from flows.server.layout import ServerLayout
 from flows.server.lifecycle import ServerStatus, server_status, start_servers, stop_servers
 
-__all__ = ["PROG", "env", "start", "status", "stop"]
+__all__ = ["PROG", "compose_env", "env", "start", "status", "stop"]
 
 PROG = "skflow server"  # how the commands are invoked, in hints (`python -m flows.server` sets its own)
 SECRET_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "PREFECT_API_AUTH_STRING")
@@ -145,6 +145,24 @@ def env(directory: str | os.PathLike | None = None) -> int:
         return NOT_RUNNING
     credentials = load_credentials(layout.credentials_file)
     for name, value in client_environment(current.state, credentials).items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def compose_env(env_file: str | os.PathLike) -> int:
+    """Print `export` lines for infra/compose's services, from the deployment's `.env` file.
+
+    Returns:
+        0, or 2 when the file is missing or incomplete (the reason on stderr, nothing on stdout).
+    """
+    from flows.server.compose import compose_environment
+
+    try:
+        environment = compose_environment(env_file)
+    except (FileNotFoundError, ValueError) as exc:
+        _console(stderr=True).print(str(exc), markup=False, highlight=False)
+        return 2
+    for name, value in environment.items():
         print(f"export {name}={shlex.quote(value)}")
     return 0
 

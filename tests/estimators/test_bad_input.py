@@ -190,3 +190,18 @@ def test_fit_with_impute_fills_nan_with_training_means_everywhere_after(model_di
     np.testing.assert_allclose(fresh.predict(holes)["prob"], expected, rtol=1e-5)
     fresh.partial_fit(holes, y)  # and so does partial_fit
     assert fresh.evaluate(holes, y)["global_step"] == 21
+
+
+@pytest.mark.parametrize("x_kind", ["array", "frame"])
+def test_string_labels_with_a_missing_one_are_named_not_a_sort_error(model_dir, iris, x_kind):
+    import pandas as pd
+
+    from estimators import DNNClassifier
+
+    labels = np.array(["a", "b", "c"], dtype=object)[iris[1]]
+    labels[7] = None  # before: "'<' not supported between instances of 'NoneType' and 'str'"
+    x = iris[0] if x_kind == "array" else pd.DataFrame(iris[0], columns=list("abcd"))
+    with pytest.raises(
+        ValueError, match=r"Input y contains NaN or None: 1 of 150 labels are missing \(the first at row 7\)"
+    ):
+        DNNClassifier(hidden_units=[4], steps=1, model_dir=model_dir).fit(x, labels)

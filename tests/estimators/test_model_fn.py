@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
 import os
 import warnings
 
@@ -81,6 +82,30 @@ def test_params_to_a_model_fn_without_params_is_a_value_error_at_fit(model_dir):
     with pytest.raises(ValueError, match="does not have a params argument"):
         est.fit(np.zeros((4, 2), np.float32), np.zeros(4, np.float32), steps=1)
     assert not os.path.exists(os.path.join(model_dir, "skflow.json"))
+
+
+def test_a_model_fn_argument_the_estimator_cannot_pass_is_named_at_fit_without_a_tf_trace(model_dir):
+    def six(features, labels, mode, params, config, learning_rate):
+        raise AssertionError("never called")
+
+    with pytest.raises(
+        TypeError, match=r"takes argument\(s\) \['learning_rate'\] that the Estimator cannot pass"
+    ) as info:
+        Estimator(six, model_dir=model_dir).fit(np.zeros((4, 2), np.float32), np.zeros(4, np.float32), steps=1)
+    assert info.traceback[-1].path.name == "model_fn.py"  # raised before TensorFlow traces anything
+
+
+def test_a_first_fit_that_fails_before_its_first_checkpoint_leaves_no_skflow_json(model_dir):
+    def returns_nothing(features, targets):
+        return None
+
+    with pytest.raises(ValueError, match="model_fn must return"):
+        Estimator(returns_nothing, model_dir=model_dir).fit(np.zeros((4, 2), np.float32), np.zeros(4), steps=1)
+    assert os.listdir(model_dir) == []  # created (monitors write there from their begin), but empty
+    # so a fixed model_fn on other inputs is not held to the failed fit's signature
+    Estimator(linear_fn, model_dir=model_dir).fit(np.zeros((4, 3), np.float32), np.zeros(4, np.float32), steps=1)
+    with open(os.path.join(model_dir, "skflow.json")) as f:
+        assert json.load(f)["features"]["shape"] == [3]
 
 
 def test_model_dir_none_uses_a_temporary_directory_with_a_warning_at_first_use():

@@ -50,3 +50,24 @@ def test_compare_shows_differing_params_metrics_and_curves_and_links_the_ui(trac
 def test_an_unknown_run_id_is_named(tracking_uri):
     with pytest.raises(ValueError, match=r"No run 'deadbeef' in sqlite"):
         compare_runs(["deadbeef"])
+
+
+def test_skflow_compare_prints_the_params_that_differ_the_metrics_the_png_and_the_ui_url(tracking_uri, tmp_path):
+    client = MlflowClient(tracking_uri)
+    experiment = client.create_experiment("cmp-cli", artifact_location=(tmp_path / "art").as_uri())
+    a = _run(client, experiment, "lr-0.1", {"opt_learning_rate": "0.1", "batch_size": "32"},
+             [(10, 0.9), (20, 0.5)], [(20, 0.7)], 0.81)  # fmt: skip
+    b = _run(client, experiment, "lr-0.01", {"opt_learning_rate": "0.01", "batch_size": "32"},
+             [(10, 0.8), (20, 0.6)], [(20, 0.65)], 0.85)  # fmt: skip
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["compare", a, b, "--output-dir", str(tmp_path / "png")])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "opt_learning_rate" in out and "batch_size" not in out  # only what differs
+    assert "eval_accuracy" in out and "0.81" in out and "0.85" in out
+    png = out.split("curves: ")[1].split()[0]
+    assert png.startswith(str(tmp_path / "png")) and os.path.getsize(png) > 5000
+    assert "MLflow UI: http://127.0.0.1:5000/#/compare-runs?runs=" in out

@@ -70,6 +70,17 @@ def test_invalid_configs_are_rejected_naming_the_field_and_what_is_allowed(chang
         load_config(_with(**changes))
 
 
+def test_a_directory_as_tracking_uri_is_refused_with_the_sqlite_spelling(monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(
+        ConfigError, match=r"tracking.uri: '/srv/mlruns' is a directory.*'sqlite:////srv/mlruns/mlflow.db'"
+    ):
+        load_config(_with(tracking={"uri": "/srv/mlruns"}))
+    assert load_config(_with(tracking={"uri": "sqlite:///m.db"})).tracking.uri == "sqlite:///m.db"
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's own opt-out
+    assert load_config(_with(tracking={"uri": "/srv/mlruns"})).tracking.uri == "/srv/mlruns"
+
+
 def test_a_missing_required_field_is_named():
     with pytest.raises(ConfigError, match=r"target: Field required"):
         load_config({k: v for k, v in BASE.items() if k != "target"})

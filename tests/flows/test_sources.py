@@ -92,3 +92,20 @@ def test_check_columns_names_the_missing_column_and_the_field_that_names_it():
     )
     with pytest.raises(ConfigError, match=r"target: column 'churned' is not in source[\s\S]*features: column 'incme'"):
         check_columns(config)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_a_source_with_a_header_and_no_rows_is_refused_before_anything_starts(tmp_path, suffix):
+    path = tmp_path / f"empty.{suffix}"
+    frame = pd.DataFrame({"x": pd.Series([], dtype="float64"), "y": pd.Series([], dtype="int64")})
+    frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path, index=False)
+    config = load_config(
+        {"experiment": "e", "source": str(path), "target": "y", "estimator": {"name": "LinearClassifier"}}
+    )
+    with pytest.raises(ConfigError, match=r"empty\.\w+' holds no rows \(a header and nothing else\)"):
+        check_columns(config)
+    frame.loc[0] = [1.0, 1]
+    more = tmp_path / f"more.{suffix}"
+    frame.to_csv(more, index=False) if suffix == "csv" else frame.to_parquet(more, index=False)
+    config = load_config({**config.model_dump(), "source": str(tmp_path)})  # one file of two holds rows: fine
+    assert set(check_columns(config)) == {"x", "y"}

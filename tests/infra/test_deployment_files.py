@@ -95,3 +95,25 @@ def test_the_template_placeholders_are_refused(tmp_path):
         compose_environment(env_file)
     with pytest.raises(FileNotFoundError, match=r"copy infra/compose/.env.template"):
         compose_environment(tmp_path / "missing.env")
+
+
+def test_skflow_server_env_compose_prints_exports_that_a_shell_reads_back(tmp_path):
+    """What infra/compose/README.md says to run: `eval "$(skflow server env --compose .env)"`."""
+    import shlex
+    import subprocess
+    import sys
+
+    env_file = tmp_path / ".env"
+    env_file.write_text(re.sub(r"CHANGE-[\w-]*", "it's $ecret", (COMPOSE / ".env.template").read_text()))
+    cli = [sys.executable, "-m", "flows.cli", "server", "env", "--compose"]
+    done = subprocess.run([*cli, str(env_file)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    shell = f"{done.stdout}\nenv -0"
+    printed = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, env={}, timeout=10).stdout
+    exported = dict(item.split("=", 1) for item in printed.split("\0") if "=" in item)
+    expected = compose_environment(env_file)
+    assert {name: exported.get(name) for name in expected} == expected
+    assert expected["MLFLOW_TRACKING_PASSWORD"] == "it's $ecret"  # quoting survived the shell
+    refused = subprocess.run([*cli, str(tmp_path / "nope.env")], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert refused.returncode == 2 and refused.stdout == "" and "copy infra/compose/.env.template" in refused.stderr
+    assert shlex.split(done.stdout)[0] == "export"

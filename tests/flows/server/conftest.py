@@ -1,12 +1,17 @@
 """Helpers for the server tests: what runs of a server directory, and how to prove nothing does.
 
-Real servers are started once per test module (module-scoped fixtures in the modules), with
-bounded waits, and stopped by the module's last test and again, as a safety net, by the fixture.
+Real servers are started with bounded waits and stopped by the last test that uses them (which
+proves nothing is left), and again, as a safety net, by their fixture:
+- `pg_servers`: `skflow server start` on pgserver's PostgreSQL, once per session, shared by
+  test_serve.py (a served cron deployment and its runs) and test_servers.py (whose last test stops it).
+- test_auth.py starts its own `--auth` servers on SQLite (a different configuration).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -57,6 +62,21 @@ def assert_nothing_left(state: ServerState, before: list[psutil.Process]) -> Non
         assert not port_accepts(int(url.rsplit(":", 1)[1])), f"{url} still accepts connections"
     assert not (directory / "state.json").exists()
     assert not (directory / "postgres" / "postmaster.pid").exists()
+
+
+@pytest.fixture(scope="session")
+def pg_servers():
+    """`skflow server start` on its default backend (PostgreSQL from pgserver), once per session."""
+    from flows.server import start_servers, stop_servers
+
+    # Not under pytest's base directory: as root, pgserver runs PostgreSQL as its own user and opens
+    # the path's folders to it, but any other pytest session of the machine resets
+    # /tmp/pytest-of-root to 0700 when it starts ("pg_ctl: could not access directory").
+    directory = Path(tempfile.mkdtemp(prefix="skflow-servers-"))
+    result = start_servers(directory, timeout=START_TIMEOUT_S)
+    yield result.state
+    stop_servers(directory)  # test_servers.py's last test stops them; this is the safety net
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """`skflow server` on its default backend, for real: PostgreSQL from the pgserver wheel, a Prefect
-server and an MLflow tracking server on 127.0.0.1, started once for this module and stopped by its
-last test (which proves nothing is left)."""
+server and an MLflow tracking server on 127.0.0.1, started once per session (`pg_servers`, shared
+with test_serve.py) and stopped by this module's last test (which proves nothing is left)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from flows.server import commands, server_status, start_servers, stop_servers
+from flows.server import commands, server_status
 from flows.server.lifecycle import TRIGRAM
 from flows.server.postgres import DATABASES, database_url, ensure_databases, has_extension, ping
 
-from .conftest import START_TIMEOUT_S, assert_nothing_left, drain_prefect_workers, processes_of_state
+from .conftest import assert_nothing_left, drain_prefect_workers, processes_of_state
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("servers")
-    result = start_servers(directory, timeout=START_TIMEOUT_S)
-    yield result.state
-    stop_servers(directory)  # the last test stops them; this is the safety net
+@pytest.fixture
+def servers(pg_servers):
+    return pg_servers  # started once per session (conftest.py), shared with test_serve.py
 
 
 def test_start_runs_postgres_from_pgserver_mlflow_and_prefect_all_healthy(servers):
