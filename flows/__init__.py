@@ -17,6 +17,8 @@
   foreground run needs (Prefect's local server started early, no flow heartbeats, a quick exit);
   `flows.reports`: the tables the commands print.
 - `flows.server`: `skflow server start|stop|status|env`, real Prefect and MLflow servers.
+- `flows.sweep`: `skflow sweep`, trials of one pipeline on Dask workers under one MLflow parent run;
+  its search space (grid, seeded random draws) in `flows.sweep_space`.
 
 Importing `flows` loads nothing heavy (no TensorFlow, MLflow or Prefect): a command line's `--help`
 stays fast. Settings (tracking URI, experiment) are read when a run starts, never at import.

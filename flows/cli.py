@@ -2,6 +2,7 @@
 
     skflow run CONFIG [--set key.path=value ...]   train (and predict) as the YAML config says
                [--workers N]                     ... the fit on N local worker processes
+    skflow sweep CONFIG --grid FIELD=V1,V2 ...     a hyper-parameter sweep on Dask workers (`flows.sweep`)
     skflow retrain CONFIG [--set key.path=value ...] retrain on new data; promote the challenger if better
     skflow predict MODEL_URI SOURCE OUTPUT         batch predictions with a logged model
     skflow runs [EXPERIMENT]                       the runs, best first
@@ -133,6 +134,87 @@ def run(
     from flows.reports import print_result
 
     print_result(result)
+
+
+@app.command()
+def sweep(
+    config: Annotated[str, typer.Argument(help="The pipeline's YAML file.")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a field for every trial: --set fit.steps=500.")
+    ] = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(help="Values of a field: --grid estimator.params.learning_rate=0.01,0.1 (repeatable; YAML)."),
+    ] = None,
+    sample: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A field drawn with --random: uniform(a,b), loguniform(a,b), int(a,b), choice(x,y,...) (repeatable)."
+        ),
+    ] = None,
+    random: Annotated[
+        int | None, typer.Option(help="Draw this many trials (--sample fields, and --grid values uniformly).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --random draws.")] = 0,
+    metric: Annotated[
+        str | None, typer.Option(help="Rank trials by this eval metric (default: the config's primary metric).")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Local Dask worker processes (0: one trial after another in this process).")
+    ] = 2,
+    address: Annotated[
+        str | None, typer.Option(help="An existing Dask scheduler (tcp://HOST:8786) instead of local workers.")
+    ] = None,
+    model_name: Annotated[
+        str | None,
+        typer.Option(help="Register the best model here (default: tracking.registered_model, else the experiment)."),
+    ] = None,
+    register: Annotated[bool, typer.Option(help="Register the best trial's model with the alias challenger.")] = True,
+) -> None:
+    """Grid or random search over config fields: trials on Dask workers, an MLflow parent run with a
+    child run per trial, the best trial's model registered as challenger. 0: a trial finished, 1: none."""
+    if workers < 0:
+        _err(f"--workers {workers}: expected 0 (in this process) or more local worker processes")
+        raise typer.Exit(USAGE)
+    if address is not None and "://" not in address:
+        _err(f"--address {address!r}: expected a Dask scheduler address such as tcp://10.0.0.5:8786")
+        raise typer.Exit(USAGE)
+    from flows.foreground import start_local_server
+    from flows.server import use_server_environment
+
+    _quiet_tensorflow()
+    _project_imports()
+    use_server_environment()
+    server = start_local_server()  # boots while the sweep is checked
+    from flows.config import ConfigError
+    from flows.sweep_space import prepare_sweep
+
+    try:
+        plan = prepare_sweep(config, set_ or [], grid or [], sample or [], random, seed, metric, model_name, register)
+    except ConfigError as exc:
+        if server is not None:
+            server.stop()
+        _err(f"Invalid sweep: {exc}")
+        raise typer.Exit(USAGE) from None
+    from flows.foreground import without_heartbeats
+    from flows.sweep import print_sweep, sweep_flow
+
+    typer.echo(f"{len(plan.trials)} trials on {address or (f'{workers} Dask workers' if workers else 'this process')}")
+    try:
+        if server is not None:
+            server.wait()
+        with without_heartbeats():
+            result = sweep_flow(plan, workers=workers, address=address)
+    except KeyboardInterrupt:
+        _err("Interrupted: the sweep's MLflow run is KILLED.")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # noqa: BLE001 - every failure is reported the same way
+        _err(f"Sweep failed: {type(exc).__name__}: {exc}")
+        for note in getattr(exc, "__notes__", []):
+            _err(note)
+        raise typer.Exit(FAILED) from None
+    print_sweep(result)
+    raise typer.Exit(OK if any(o.status == "FINISHED" for o in result.outcomes) else FAILED)
 
 
 @app.command()

@@ -88,11 +88,13 @@ def _train_run_name() -> str:
 
 
 @flow(name="train", flow_run_name=_train_run_name, persist_result=False)
-def train_flow(config: PipelineConfig) -> TrainResult:
+def train_flow(config: PipelineConfig, run_tags: dict[str, str] | None = None) -> TrainResult:
     """Train, evaluate, log and (optionally) batch-predict as `config` says, as one MLflow run.
 
     Args:
         config: the pipeline (`flows.config.PipelineConfig`; a dict is validated into one).
+        run_tags: extra tags of the MLflow run, set when it is created (a sweep's trial gets
+            `mlflow.parentRunId`). default=None.
 
     Returns:
         a `TrainResult`.
@@ -114,7 +116,7 @@ def train_flow(config: PipelineConfig) -> TrainResult:
     config = config if isinstance(config, PipelineConfig) else load_config(config)
     check_columns(config)
     with skflow_logs_in_prefect():
-        run = start_run(config.experiment, config.tracking.uri)
+        run = start_run(config.experiment, config.tracking.uri, tags=run_tags)
         model_dir = os.path.abspath(os.path.join(config.model_root, _slug(config.experiment), run.run_id))
         data_dir = os.path.join(model_dir, "data")
         retries = config.retries
