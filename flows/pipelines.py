@@ -43,7 +43,8 @@ class TrainResult:
         status: the MLflow run's status ("FINISHED"). metrics: held-out metrics (`eval_*`).
         model_uri: the logged model (`models:/<id>`), None when it could not be logged.
         registered_model, model_version, model_alias: its registered model, version and alias
-            ("champion" for the first version, else "challenger"); None when no model was logged.
+            ("champion" for the first version, else "challenger"); None when no model was logged,
+            or for a nested run (a sweep's trial: its parent registers the best).
         model_dir: checkpoints. global_step: the step training reached.
         predictions: the predictions file (when the config has `predict`). flow_run_id: the Prefect run.
         seconds: wall time.
@@ -131,8 +132,13 @@ def train_flow(config: PipelineConfig, run_tags: dict[str, str] | None = None) -
             fitted = fit(config, data, run, model_dir, dataset.fingerprint, dataset.source)
             metrics = tasks.evaluate(run, fitted, data, config)
             model_uri = tasks.log_model(run, fitted, data, config) if config.tracking.log_model else None
+            # A nested run (a sweep's trial, tagged mlflow.parentRunId) is not registered: its parent
+            # registers the best trial.
+            nested = bool((run_tags or {}).get("mlflow.parentRunId"))
             registered = (
-                tasks.register(run, model_uri, config, fitted, splits, dataset.fingerprint) if model_uri else None
+                tasks.register(run, model_uri, config, fitted, splits, dataset.fingerprint)
+                if model_uri and not nested
+                else None
             )
             predictions = None
             if config.predict is not None:
