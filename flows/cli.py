@@ -220,54 +220,35 @@ def sweep(
 @app.command()
 def retrain(
     config: Annotated[str, typer.Argument(help="The pipeline's YAML file (its retrain: section).")],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a field: --set retrain.min_delta=0.01 (repeatable; values are YAML)."),
-    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field (repeatable; YAML).")] = None,
 ) -> None:
     """Retrain on the newest data; the challenger replaces the champion only if it is better by min_delta."""
-    from flows.foreground import start_local_server
+    from flows.foreground import start_local_server, without_heartbeats
     from flows.server import use_server_environment
 
     _quiet_tensorflow()
     _project_imports()
     use_server_environment()
     server = start_local_server()
-    from flows.config import ConfigError, load_config
-    from flows.sources import check_columns
+    from flows.config import ConfigError
+    from flows.retrain import load_retrain_config, retrain_flow
 
     try:
-        pipeline = load_config(config, set_ or [])
-        pipeline.check_retrainable()
-        check_columns(pipeline)
+        pipeline = load_retrain_config(config, set_ or [])
     except ConfigError as exc:
-        if server is not None:
-            server.stop()
+        server is not None and server.stop()
         _err(f"Invalid config: {exc}")
         raise typer.Exit(USAGE) from None
-    from flows.foreground import without_heartbeats
-    from flows.retrain import retrain_flow
-
     try:
-        if server is not None:
-            server.wait()
+        server is not None and server.wait()
         with without_heartbeats():
-            result = retrain_flow(pipeline)
+            typer.echo(retrain_flow(pipeline).report())
     except KeyboardInterrupt:
         _err("Interrupted: the MLflow run is KILLED; the champion is unchanged.")
         raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001 - every failure is reported the same way
-        _err(f"Retrain failed: {type(exc).__name__}: {exc}")
-        for note in getattr(exc, "__notes__", []):
-            _err(note)
+        _err("\n".join([f"Retrain failed: {type(exc).__name__}: {exc}", *getattr(exc, "__notes__", [])]))
         raise typer.Exit(FAILED) from None
-    typer.echo(result.summary)
-    if not result.skipped:
-        champion = "-" if result.champion_score is None else f"{result.champion_score:.6g}"
-        typer.echo(
-            f"{result.metric}: champion {champion}, challenger {result.challenger_score:.6g} "
-            f"(MLflow run {result.run_id}); drifted features: {', '.join(result.drifted) or 'none'}"
-        )
 
 
 @app.command()

@@ -42,6 +42,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -58,7 +59,7 @@ from flows.config import PipelineConfig, load_config
 from flows.promotion import decide
 from flows.sources import check_columns, describe
 
-__all__ = ["RetrainResult", "retrain_flow"]
+__all__ = ["RetrainResult", "load_retrain_config", "retrain_flow"]
 
 logger = logging.getLogger("skflow")
 
@@ -124,6 +125,32 @@ class RetrainResult:
             else f"kept champion version {self.champion_version} (challenger: version {self.challenger_version})"
         )
         return f"{self.registered_model}: {verdict}. {self.reason}"
+
+    def report(self) -> str:
+        """What `skflow retrain` prints: the summary, and for a retrain that trained, both scores,
+        the challenger's MLflow run and the drifted features."""
+        if self.skipped:
+            return self.summary
+        champion = "-" if self.champion_score is None else f"{self.champion_score:.6g}"
+        return (
+            f"{self.summary}\n{self.metric}: champion {champion}, challenger {self.challenger_score:.6g} "
+            f"(MLflow run {self.run_id}); drifted features: {', '.join(self.drifted) or 'none'}"
+        )
+
+
+def load_retrain_config(
+    source: str | os.PathLike | dict[str, Any], overrides: list[str] | None = None
+) -> PipelineConfig:
+    """`load_config`, then what a retrain needs of the config (`PipelineConfig.check_retrainable`)
+    and the source's columns (`check_columns`): everything checked before a retrain starts.
+
+    Raises:
+        ConfigError: naming each problem and the field that fixes it.
+    """
+    config = load_config(source, overrides)
+    config.check_retrainable()
+    check_columns(config)
+    return config
 
 
 def _retrain_run_name() -> str:
