@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import importlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +34,7 @@ from flows.canned_arguments import PIPELINE_OWNED, canned_arguments, canned_sign
 from flows.retrain_config import RetrainConfig, check_retrain_section, retrain_metric
 
 __all__ = [
+    "yaml_load",
     "CANNED_ESTIMATORS",
     "canned_signature_matches",
     "ConfigError",
@@ -405,7 +407,7 @@ def load_config(source: str | os.PathLike | dict[str, Any], overrides: list[str]
         if not path.is_file():
             raise ConfigError(f"{path}: no such config file")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml_load(path.read_text())
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):
@@ -418,7 +420,7 @@ def load_config(source: str | os.PathLike | dict[str, Any], overrides: list[str]
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set fit.epochs=5")
         try:
-            value = yaml.safe_load(raw)
+            value = yaml_load(raw)
         except yaml.YAMLError:
             value = raw
         _assign(data, key.strip().split("."), value)
@@ -426,6 +428,26 @@ def load_config(source: str | os.PathLike | dict[str, Any], overrides: list[str]
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{where} is not a valid pipeline config:\n" + format_errors(exc)) from None
+
+
+# PyYAML reads YAML 1.1, where a float needs a dot: `learning_rate: 1e-4` would be the string "1e-4".
+# People write 1e-4 (YAML 1.2 and JSON read it as a number), so the config's loader does too.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def yaml_load(text: str) -> Any:
+    """`yaml.safe_load` that also reads exponent numbers without a dot (`1e-4`) as floats.
+
+    Raises:
+        yaml.YAMLError: the text is not YAML.
+    """
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789."))
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "SqlSource"}

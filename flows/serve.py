@@ -112,27 +112,20 @@ def check_schedule(cron: str | None = None, interval: float | None = None) -> Sc
 
 
 def served_flow() -> Any:
-    """The flow `skflow serve` serves: `flows.retrain.retrain_flow`, else `flows.pipelines.train_flow`."""
-    try:
-        from flows.retrain import retrain_flow
-    except ModuleNotFoundError as exc:
-        if exc.name != "flows.retrain":
-            raise
-        from flows.pipelines import train_flow
+    """The flow `skflow serve` serves: `flows.retrain.retrain_flow` (imported here: it loads TensorFlow)."""
+    from flows.retrain import retrain_flow
 
-        return train_flow
     return retrain_flow
 
 
 def check_servable(config: Any) -> None:
-    """What the served flow needs of the config beyond loading it: a retrain's (`check_retrainable`:
-    logged models, a metric to judge them on), checked before anything is served.
+    """What the retraining flow needs of the config beyond loading it (`check_retrainable`: logged
+    models, a metric to judge them on), checked before anything is served.
 
     Raises:
         ConfigError: naming the field to set.
     """
-    if served_flow().name == "retrain":
-        config.check_retrainable()
+    config.check_retrainable()
 
 
 def deployment_name(experiment: str) -> str:

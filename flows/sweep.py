@@ -11,7 +11,7 @@ values it tries (`trial-2 learning_rate=0.1 batch_size=32`).
 A trial that fails is recorded (its MLflow run FAILED with the error in `skflow.error`, its task
 run Failed in Prefect) and the sweep carries on. When the trials are done the parent run gets the
 space (params `sweep.space.<field>`), the best trial (tags `skflow.sweep.best_*`, metric
-`best_<metric>`) and a results table (`sweep_results.json`, `sweep_summary.md`); the best trial's
+`best_<metric>`) and a results table (as JSON and as a markdown summary); the best trial's
 model is registered as a new version with the alias `challenger` (`flows.tracking.registry`).
 The parent ends FINISHED when at least one trial finished, else FAILED.
 

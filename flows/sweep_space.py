@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from flows.config import ConfigError, PipelineConfig, load_config
+from flows.config import ConfigError, PipelineConfig, load_config, yaml_load
 
 __all__ = [
     "Distribution",
@@ -143,14 +143,9 @@ def _yaml_list(raw: str, what: str) -> list[Any]:
     import yaml
 
     try:
-        values = yaml.safe_load(f"[{raw}]")
+        return yaml_load(f"[{raw}]")  # 1e-4 is a float, as in configs
     except yaml.YAMLError:
         raise ConfigError(f"{what}: the values are not comma-separated YAML (quote strings holding commas)") from None
-    return [float(v) if isinstance(v, str) and _EXPONENT.fullmatch(v) else v for v in values]
-
-
-# YAML 1.1 (PyYAML) reads 1e-4 as a string: a float needs a dot there (1.0e-4). People write 1e-4.
-_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def parse_space(grid: list[str], samples: list[str]) -> SweepSpace:

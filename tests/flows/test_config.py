@@ -105,3 +105,16 @@ def test_yaml_files_and_set_overrides(tmp_path):
 
 def test_the_known_canned_arguments_are_the_real_constructors():
     assert canned_signature_matches() == {}
+
+
+def test_exponent_numbers_without_a_dot_are_floats_in_files_and_overrides(tmp_path):
+    """PyYAML (YAML 1.1) would read `1e-4` as a string; configs read it as the number people mean."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "experiment: e\nsource: sklearn:iris\ntarget: target\n"
+        "estimator: {name: DNNClassifier, params: {learning_rate: 1e-3, hidden_units: [4]}}\n"
+    )
+    config = load_config(path, ["estimator.params.dropout=5E-1"])
+    assert config.estimator.params["learning_rate"] == 0.001
+    assert config.estimator.params["dropout"] == 0.5
+    assert load_config(path, ["experiment=1e5x"]).experiment == "1e5x"  # not a number: stays text
