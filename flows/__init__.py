@@ -9,8 +9,8 @@
 - `retrain_flow(config)`: champion/challenger retraining on the newest data (`flows.retrain`; the
   champion's library code in `flows.champion`, the decision in `flows.promotion`, drift in
   `flows.drift`; `skflow retrain CONFIG`).
-- `PipelineConfig`, `load_config`, `ConfigError`: the YAML config (`flows.config`); its sources
-  (`flows.sources`).
+- `PipelineConfig`, `load_config`, `ConfigError`: the YAML config (`flows.config`; its text and error
+  lines in `flows.config_text`); its sources (`flows.sources`).
 - `flows.tracking`: every training recorded in MLflow (`MlflowMonitor`, model logging, the registry),
   resilient to a tracking server that is down.
 - `flows.cli`: the `skflow` command; `flows.demo`: `make demo`; `flows.foreground`: what a command's

@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,16 +75,12 @@ class PredictResult:
     columns: list[str]
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
-
-
 def _train_run_name() -> str:
     from prefect.runtime import flow_run
 
     config = flow_run.parameters.get("config")
     experiment = config.experiment if isinstance(config, PipelineConfig) else (config or {}).get("experiment", "train")
-    return f"{_slug(str(experiment))}-{datetime.now():%Y%m%d-%H%M%S}"
+    return f"{tasks.slug(str(experiment))}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 @flow(name="train", flow_run_name=_train_run_name, persist_result=False)
@@ -118,12 +113,8 @@ def train_flow(config: PipelineConfig, run_tags: dict[str, str] | None = None) -
     check_columns(config)
     with skflow_logs_in_prefect():
         run = start_run(config.experiment, config.tracking.uri, tags=run_tags)
-        model_dir = os.path.abspath(os.path.join(config.model_root, _slug(config.experiment), run.run_id))
-        data_dir = os.path.join(model_dir, "data")
-        retries = config.retries
-        backoff = [retries.delay_seconds * 2**i for i in range(max(retries.ingest, 1))]
-        ingest = tasks.ingest.with_options(retries=retries.ingest, retry_delay_seconds=backoff)
-        fit = tasks.fit.with_options(retries=retries.fit, retry_delay_seconds=retries.delay_seconds)
+        model_dir, data_dir = tasks.run_dirs(config, run.run_id)
+        ingest, fit = tasks.retrying(config)
         try:
             dataset = ingest(config.source, data_dir, config.fit.memory_budget_mb)
             features = tasks.validate(dataset, config)
@@ -198,7 +189,7 @@ def _predict_run_name() -> str:
     from prefect.runtime import flow_run
 
     output = os.path.basename(str(flow_run.parameters.get("output", "predictions")))
-    return f"predict-{_slug(output)}-{datetime.now():%Y%m%d-%H%M%S}"
+    return f"predict-{tasks.slug(output)}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 @flow(name="batch-predict", flow_run_name=_predict_run_name, persist_result=False)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -229,14 +228,8 @@ def retrain_flow(config: PipelineConfig) -> RetrainResult:
         if champion is not None:
             tags["skflow.retrain.champion_version"] = champion.version
         run = start_run(config.experiment, tracking_uri, tags=tags)
-        # train_flow's layout: <model_root>/<experiment, slugged>/<run id>
-        folder = re.sub(r"[^A-Za-z0-9._-]+", "-", config.experiment).strip("-") or "run"
-        model_dir = os.path.abspath(os.path.join(config.model_root, folder, run.run_id))
-        data_dir = os.path.join(model_dir, "data")
-        retries = config.retries
-        backoff = [retries.delay_seconds * 2**i for i in range(max(retries.ingest, 1))]
-        ingest = tasks.ingest.with_options(retries=retries.ingest, retry_delay_seconds=backoff)
-        fit = tasks.fit.with_options(retries=retries.fit, retry_delay_seconds=retries.delay_seconds)
+        model_dir, data_dir = tasks.run_dirs(config, run.run_id)  # train_flow's layout
+        ingest, fit = tasks.retrying(config)
         try:
             dataset = ingest(config.source, data_dir, config.fit.memory_budget_mb)
             dataset = tasks.select_window(dataset, config, data_dir)

@@ -22,6 +22,8 @@ when the flow starts.
 from __future__ import annotations
 
 import logging
+import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,3 +230,26 @@ def compare(
 def promote(run: Any, decision: Decision, registered: evaluation.RegisteredVersion, fingerprint: str) -> None:
     """Record the decision and move `champion` when the challenger won (`flows.champion.record_decision`)."""
     champions.record_decision(run, decision, registered, fingerprint)
+
+
+def run_dirs(config: PipelineConfig, run_id: str) -> tuple[str, str]:
+    """A training run's model_dir, `<model_root>/<experiment, slugged>/<MLflow run id>` (a retried fit
+    finds its checkpoints there), and the data folder inside it."""
+    model_dir = os.path.abspath(os.path.join(config.model_root, slug(config.experiment), run_id))
+    return model_dir, os.path.join(model_dir, "data")
+
+
+def slug(text: str) -> str:
+    """`text` in characters a folder, a run name and a URL take."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
+
+
+def retrying(config: PipelineConfig) -> tuple[Any, Any]:
+    """The ingest and fit tasks with the config's retries: ingest backs off (delay doubling each try),
+    fit retries at a fixed delay (a retried fit resumes from its checkpoints)."""
+    retries = config.retries
+    backoff = [retries.delay_seconds * 2**i for i in range(max(retries.ingest, 1))]
+    return (
+        ingest.with_options(retries=retries.ingest, retry_delay_seconds=backoff),
+        fit.with_options(retries=retries.fit, retry_delay_seconds=retries.delay_seconds),
+    )
