@@ -64,6 +64,13 @@ def _err(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _failed(what: str, exc: BaseException) -> typer.Exit:
+    """Report a failed command on stderr (the error, then its notes: which MLflow run, where the
+    checkpoints are) and return the exit to raise: status 1."""
+    _err("\n".join([f"{what} failed: {type(exc).__name__}: {exc}", *getattr(exc, "__notes__", [])]))
+    return typer.Exit(FAILED)
+
+
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -127,10 +134,7 @@ def run(
         _err("Interrupted: the MLflow run is KILLED; its checkpoints stay in the model_dir.")
         raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001 - every failure is reported the same way
-        _err(f"Run failed: {type(exc).__name__}: {exc}")
-        for note in getattr(exc, "__notes__", []):
-            _err(note)
-        raise typer.Exit(FAILED) from None
+        raise _failed("Run", exc) from None
     from flows.reports import print_result
 
     print_result(result)
@@ -209,10 +213,7 @@ def sweep(
         _err("Interrupted: the sweep's MLflow run is KILLED.")
         raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001 - every failure is reported the same way
-        _err(f"Sweep failed: {type(exc).__name__}: {exc}")
-        for note in getattr(exc, "__notes__", []):
-            _err(note)
-        raise typer.Exit(FAILED) from None
+        raise _failed("Sweep", exc) from None
     print_sweep(result)
     raise typer.Exit(OK if any(o.status == "FINISHED" for o in result.outcomes) else FAILED)
 
@@ -247,8 +248,7 @@ def retrain(
         _err("Interrupted: the MLflow run is KILLED; the champion is unchanged.")
         raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001 - every failure is reported the same way
-        _err("\n".join([f"Retrain failed: {type(exc).__name__}: {exc}", *getattr(exc, "__notes__", [])]))
-        raise typer.Exit(FAILED) from None
+        raise _failed("Retrain", exc) from None
 
 
 @app.command()
@@ -282,8 +282,7 @@ def predict(
         with without_heartbeats():
             result = batch_predict_flow(model_uri, rows, output, id_column=id_column)
     except Exception as exc:  # noqa: BLE001
-        _err(f"Prediction failed: {type(exc).__name__}: {exc}")
-        raise typer.Exit(FAILED) from None
+        raise _failed("Prediction", exc) from None
     typer.echo(
         f"{result.rows} rows predicted into {result.output} in {result.seconds:.1f} s ({', '.join(result.columns)})"
     )
