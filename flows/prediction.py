@@ -25,6 +25,7 @@ import pandas as pd
 
 from flows.config import SqlSource
 from flows.sources import IngestError, describe, read_source
+from flows.tracking.model import resolve_model_uri
 
 __all__ = [
     "PredictionResult",
@@ -77,55 +78,11 @@ def iter_chunks(source: str | SqlSource, rows: int = CHUNK_ROWS) -> Iterator[pd.
         yield batch.to_pandas()
 
 
-def resolve_model_uri(model_uri: str, tracking_uri: str | None = None) -> str:
-    """The artifact location of the model a `models:/` or `runs:/` URI names, looked up with an
-    explicit client on `tracking_uri` (default: `MLFLOW_TRACKING_URI`, else the embedded store).
-
-    MLflow resolves these URIs itself through a default `MlflowClient()`, i.e. the process's global
-    tracking URI, which need not be the pipeline's store. Other URIs are returned as they are.
-
-    Raises:
-        ValueError: the URI names no model (an unknown alias, version, model id, or run output).
-    """
-    from mlflow.exceptions import MlflowException
-
-    from flows.tracking import resolve_store
-    from flows.tracking.store import bounded_requests, get_client
-
-    client = get_client(resolve_store(tracking_uri).tracking_uri)
-    scheme, _, rest = model_uri.partition(":/")
-    try:
-        with bounded_requests():
-            if scheme == "models":
-                name, at, alias = rest.partition("@")
-                if at:
-                    version = client.get_model_version_by_alias(name, alias)
-                elif "/" in rest:
-                    version = client.get_model_version(*rest.split("/", 1))
-                else:
-                    return client.get_logged_model(rest).artifact_location
-                if version.model_id:
-                    return client.get_logged_model(version.model_id).artifact_location
-                return client.get_model_version_download_uri(version.name, version.version)
-            if scheme == "runs":
-                run_id, _, path = rest.strip("/").partition("/")
-                run = client.get_run(run_id)
-                outputs = run.outputs.model_outputs if run.outputs is not None else []
-                for output in sorted(outputs, key=lambda o: -o.step):
-                    logged = client.get_logged_model(output.model_id)
-                    if logged.name == (path or "model"):
-                        return logged.artifact_location
-                return f"{run.info.artifact_uri.rstrip('/')}/{path}"
-    except MlflowException as exc:
-        raise ValueError(f"{model_uri!r} names no model in {client.tracking_uri}: {exc.message}") from None
-    return model_uri
-
-
 def load_logged_model(model_uri: str, tracking_uri: str | None = None) -> Any:
-    """`flows.tracking.load_model` on the model a URI names (resolved with `resolve_model_uri`)."""
+    """`flows.tracking.load_model`: the model a URI names, looked up in `tracking_uri`'s store."""
     from flows.tracking import load_model
 
-    return load_model(resolve_model_uri(model_uri, tracking_uri), tracking_uri=tracking_uri)
+    return load_model(model_uri, tracking_uri=tracking_uri)
 
 
 def model_predictor(model: Any) -> tuple[Callable[[pd.DataFrame], pd.DataFrame], list[str] | None]:

@@ -32,8 +32,8 @@ Public names (loaded on first use: `import flows.tracking` imports neither MLflo
 - `training_params`, `flatten_params`: the params scheme (`flows.tracking.params`).
 - `ResilientLogger`, `sync_spool`, `SyncResult`, `close_loggers`: delivery through outages (`flows.tracking.logger`).
 - `log_evaluation`: final `eval_*` metrics and the confusion matrix (`flows.tracking.evaluation`).
-- `log_model`, `load_model`, `LoggedModelInfo`, `pip_requirements`, `serving_frame`: the pyfunc model
-  (`flows.tracking.model`).
+- `log_model`, `load_model`, `resolve_model_uri`, `LoggedModelInfo`, `pip_requirements`,
+  `serving_frame`: the pyfunc model (`flows.tracking.model`).
 - `register_model`, `set_alias`, `get_alias_version`: the registry (`flows.tracking.registry`).
 """
 
@@ -65,6 +65,7 @@ _EXPORTS = {
     "load_model": "model",
     "log_model": "model",
     "pip_requirements": "model",
+    "resolve_model_uri": "model",
     "serving_frame": "model",
     "get_alias_version": "registry",
     "register_model": "registry",

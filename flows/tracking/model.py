@@ -24,7 +24,7 @@ from typing import Any
 from flows.tracking.runs import TrackedRun
 from flows.tracking.store import bounded_requests, get_client, resolve_store
 
-__all__ = ["LoggedModelInfo", "load_model", "log_model", "pip_requirements", "serving_frame"]
+__all__ = ["LoggedModelInfo", "load_model", "log_model", "pip_requirements", "resolve_model_uri", "serving_frame"]
 
 logger = logging.getLogger("skflow")
 
@@ -245,19 +245,64 @@ def load_model(model_uri: str, tracking_uri: str | None = None, dst_path: str | 
     """Load a pyfunc model (`models:/<model_id>`, `models:/NAME@ALIAS`, `models:/NAME/3`, `runs:/...`)
     from the tracking store at `tracking_uri` (default: `MLFLOW_TRACKING_URI`, else the embedded store).
 
+    Raises:
+        ValueError: the URI names no model in that store (an unknown alias, version, model id).
+
     The files are downloaded into `dst_path` (default: a temporary directory removed when the
     returned model is garbage-collected), then `mlflow.pyfunc.load_model` loads them.
     """
     import mlflow
 
     uri = resolve_store(tracking_uri).tracking_uri
+    location = resolve_model_uri(model_uri, uri)  # MLflow would look `models:/` up in the global registry
     target = os.fspath(dst_path) if dst_path is not None else tempfile.mkdtemp(prefix="skflow_load_")
     with bounded_requests(timeout=60):
-        local = mlflow.artifacts.download_artifacts(model_uri, dst_path=target, tracking_uri=uri, registry_uri=uri)
+        local = mlflow.artifacts.download_artifacts(location, dst_path=target, tracking_uri=uri, registry_uri=uri)
     model = mlflow.pyfunc.load_model(local)
     if dst_path is None:
         weakref.finalize(model, shutil.rmtree, target, True)
     return model
+
+
+def resolve_model_uri(model_uri: str, tracking_uri: str | None = None) -> str:
+    """The artifact location of the model a `models:/` or `runs:/` URI names, looked up with an
+    explicit client on `tracking_uri` (default: `MLFLOW_TRACKING_URI`, else the embedded store).
+
+    MLflow resolves these URIs itself through a default `MlflowClient()`, i.e. the process's global
+    tracking URI, which need not be the pipeline's store. Other URIs are returned as they are.
+
+    Raises:
+        ValueError: the URI names no model (an unknown alias, version, model id, or run output).
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = get_client(resolve_store(tracking_uri).tracking_uri)
+    scheme, _, rest = model_uri.partition(":/")
+    try:
+        with bounded_requests():
+            if scheme == "models":
+                name, at, alias = rest.partition("@")
+                if at:
+                    version = client.get_model_version_by_alias(name, alias)
+                elif "/" in rest:
+                    version = client.get_model_version(*rest.split("/", 1))
+                else:
+                    return client.get_logged_model(rest).artifact_location
+                if version.model_id:
+                    return client.get_logged_model(version.model_id).artifact_location
+                return client.get_model_version_download_uri(version.name, version.version)
+            if scheme == "runs":
+                run_id, _, path = rest.strip("/").partition("/")
+                run = client.get_run(run_id)
+                outputs = run.outputs.model_outputs if run.outputs is not None else []
+                for output in sorted(outputs, key=lambda o: -o.step):
+                    logged = client.get_logged_model(output.model_id)
+                    if logged.name == (path or "model"):
+                        return logged.artifact_location
+                return f"{run.info.artifact_uri.rstrip('/')}/{path}"
+    except MlflowException as exc:
+        raise ValueError(f"{model_uri!r} names no model in {client.tracking_uri}: {exc.message}") from None
+    return model_uri
 
 
 def serving_frame(frame: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import numpy as np
@@ -98,7 +99,9 @@ def test_the_pyfunc_model_serves_raw_string_columns_and_original_labels(tracking
     _assert_parity(load_model(info.model_uri).predict(frame), est.predict(frame))
 
 
-def test_registering_two_versions_and_moving_champion_loads_the_second(iris_model, iris):
+def test_registering_two_versions_and_moving_champion_loads_the_second(
+    iris_model, iris, tracking_uri, mlflow_template_db, tmp_path, monkeypatch
+):
     est, run = iris_model
     x, y = iris
     first = log_model(run, est, input_example=x)
@@ -115,6 +118,12 @@ def test_registering_two_versions_and_moving_champion_loads_the_second(iris_mode
     assert champion.metadata.model_id == second.model_id
     frame = pd.DataFrame(x, columns=[f"feature_{i}" for i in range(4)])
     _assert_parity(champion.predict(frame), est.predict(x))
+    # An explicit store wins over the process's: MLflow alone would look the alias up in the other one.
+    shutil.copy(mlflow_template_db, tmp_path / "other.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'other.db'}")
+    assert load_model("models:/iris@champion", tracking_uri=tracking_uri).metadata.model_id == second.model_id
+    with pytest.raises(ValueError, match=r"'models:/iris@champion' names no model in sqlite:///.*other.db"):
+        load_model("models:/iris@champion")
 
 
 def test_a_model_logged_to_the_tracking_server_is_registered_and_loaded_by_alias(mlflow_server, model_dir, iris):

@@ -233,6 +233,23 @@ def test_compare_links_the_tracking_servers_ui_and_logs_the_curves_to_the_run(cr
     assert [f["path"] for f in artifacts["files"]] == [f"compare/{Path(comparison.plot_path).name}"]
 
 
+def test_the_scheduled_retrain_made_the_first_version_champion_which_loads_from_the_server(cron_run, served):
+    """On the real servers: the served retrain registered its model, the first version became
+    `champion` with the decision on it, and `models:/NAME@champion` loads through the server."""
+    from mlflow import MlflowClient
+
+    from flows.sources import read_source
+    from flows.tracking import load_model
+
+    url = served["servers"].mlflow_url
+    version = MlflowClient(url, registry_uri=url).get_model_version_by_alias("iris-served", "champion")
+    assert version.run_id == cron_run["run"].info.run_id
+    assert version.tags["skflow.promotion.decision"] == "promoted"
+    rows = read_source("sklearn:iris").drop(columns=["target"]).iloc[::10]
+    predicted = load_model("models:/iris-served@champion", tracking_uri=url).predict(rows)
+    assert len(predicted) == len(rows)
+
+
 def test_sigterm_stops_serve_leaving_no_process_and_pauses_the_schedule(served):
     process = served["process"]
     assert process.poll() is None, Path(served["log"]).read_text()[-3000:]
