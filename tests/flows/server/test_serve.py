@@ -261,3 +261,42 @@ def test_sigterm_stops_serve_leaving_no_process_and_pauses_the_schedule(served):
     deployment = _deployment(served, timeout=0)
     assert deployment["paused"] is True  # no runs pile up for a runner that is gone
     assert "Could not pause" not in Path(served["log"]).read_text()
+
+
+def _retrain(served, source: Path, *overrides: str) -> subprocess.CompletedProcess:
+    tmp = Path(served["log"]).parent
+    servers = served["servers"]
+    env = _env(tmp, PREFECT_API_URL=servers.prefect_api_url, MLFLOW_TRACKING_URI=servers.mlflow_url)
+    sets = [item for o in (f"source={source}", "retrain.metric=log_loss", *overrides) for item in ("--set", o)]
+    command = [sys.executable, "-m", "flows.cli", "retrain", str(tmp / "pipeline.yaml"), *sets]
+    return subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_on_the_real_servers_a_worse_challenger_is_kept_out_and_a_better_one_becomes_champion(served, cron_run):
+    """After serve stopped (no scheduled run races these): two `skflow retrain`s on new partitions,
+    judged on log loss against the scheduled run's champion (40 steps)."""
+    from mlflow import MlflowClient
+
+    from flows.sources import read_source
+    from flows.tracking import load_model
+
+    url = served["servers"].mlflow_url
+    client = MlflowClient(url, registry_uri=url)
+    first = client.get_model_version_by_alias("iris-served", "champion")
+    partitions = Path(served["log"]).parent / "iris_partitions"
+    partitions.mkdir()
+    iris = read_source("sklearn:iris")
+    iris.to_csv(partitions / "part-1.csv", index=False)
+    worse = _retrain(served, partitions, "fit.steps=1", "estimator.params.learning_rate=0.000001")
+    assert worse.returncode == 0, worse.stderr[-3000:]
+    kept = client.get_model_version_by_alias("iris-served", "challenger")
+    assert kept.tags["skflow.promotion.decision"] == "kept champion"
+    assert client.get_model_version_by_alias("iris-served", "champion").version == first.version
+    iris.sample(frac=1.0, random_state=1).to_csv(partitions / "part-2.csv", index=False)  # new data
+    better = _retrain(served, partitions, "fit.steps=400")
+    assert better.returncode == 0, better.stderr[-3000:]
+    champion = client.get_model_version_by_alias("iris-served", "champion")
+    assert int(champion.version) > int(kept.version)
+    assert champion.tags["skflow.promotion.decision"] == "promoted"
+    loaded = load_model("models:/iris-served@champion", tracking_uri=url)
+    assert loaded.metadata.run_id == champion.run_id != kept.run_id
