@@ -19,7 +19,15 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
-__all__ = ["finish_run", "mlflow_run_url", "prefect_tags", "run_summary_markdown", "start_run", "tag_flow_run"]
+__all__ = [
+    "fail_run",
+    "finish_run",
+    "mlflow_run_url",
+    "prefect_tags",
+    "run_summary_markdown",
+    "start_run",
+    "tag_flow_run",
+]
 
 logger = logging.getLogger("skflow")
 
@@ -97,6 +105,16 @@ def finish_run(run: Any, error: BaseException | None = None) -> str:
             logger.warning("Could not record the error on MLflow run %s: %s", run.run_id, exc)
     end_run(run, status)
     return status
+
+
+def fail_run(run: Any, error: BaseException, experiment: str, model_dir: str) -> None:
+    """End `run` KILLED or FAILED for `error` (`finish_run`) and add a note to the error naming the run,
+    how it ended and where its checkpoints are. A store that cannot end the run never masks the error."""
+    try:
+        status = f"ended {finish_run(run, error)}"
+    except Exception as unrecorded:  # the store is away: the step's own error is what the user needs
+        status = f"could not be ended ({type(unrecorded).__name__}: {unrecorded})"
+    error.add_note(f"MLflow run {run.run_id} ({experiment}) {status}; checkpoints in {model_dir}")
 
 
 def mlflow_run_url(run: Any) -> str:

@@ -102,7 +102,7 @@ def train_flow(config: PipelineConfig, run_tags: dict[str, str] | None = None) -
     from prefect.artifacts import create_markdown_artifact
     from prefect.runtime import flow_run
 
-    from flows.lineage import artifact_key, finish_run, run_summary_markdown, start_run
+    from flows.lineage import artifact_key, fail_run, finish_run, run_summary_markdown, start_run
     from flows.run_logs import skflow_logs_in_prefect
 
     started = time.perf_counter()
@@ -144,11 +144,7 @@ def train_flow(config: PipelineConfig, run_tags: dict[str, str] | None = None) -
                     tracking_uri=run.tracking_uri,
                 )
         except BaseException as exc:
-            try:
-                status = f"ended {finish_run(run, exc)}"
-            except Exception as unrecorded:  # the store is away: never mask the step's own error
-                status = f"could not be ended ({type(unrecorded).__name__}: {unrecorded})"
-            exc.add_note(f"MLflow run {run.run_id} ({config.experiment}) {status}; checkpoints in {model_dir}")
+            fail_run(run, exc, config.experiment, model_dir)
             raise
         status = finish_run(run)
     details = {

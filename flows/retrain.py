@@ -183,7 +183,7 @@ def retrain_flow(config: PipelineConfig) -> RetrainResult:
     from prefect.artifacts import create_markdown_artifact
     from prefect.runtime import flow_run
 
-    from flows.lineage import artifact_key, finish_run, start_run
+    from flows.lineage import artifact_key, fail_run, finish_run, start_run
     from flows.run_logs import skflow_logs_in_prefect
     from flows.tracking.store import resolve_store
 
@@ -253,11 +253,7 @@ def retrain_flow(config: PipelineConfig) -> RetrainResult:
             decision = decide(metric, champion_score, challenger_score, config.retrain.min_delta)
             tasks.promote(run, decision, registered, fingerprint)
         except BaseException as exc:
-            try:
-                status = f"ended {finish_run(run, exc)}"
-            except Exception as unrecorded:  # the store is away: never mask the step's own error
-                status = f"could not be ended ({type(unrecorded).__name__}: {unrecorded})"
-            exc.add_note(f"MLflow run {run.run_id} ({config.experiment}) {status}; checkpoints in {model_dir}")
+            fail_run(run, exc, config.experiment, model_dir)
             raise
         finish_run(run)
     champion_after = registered.version if decision.promote else champion.version  # champion is None -> promote
